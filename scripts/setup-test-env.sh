@@ -306,9 +306,13 @@ EOF
 # containers.conf / storage.conf: only written when absent or ours.
 owned_or_absent() { [ ! -e "$1" ] || head -1 "$1" | grep -qF "$MARKER"; }
 # The sandbox lacks CAP_SYS_RESOURCE: podman's default (raise RLIMIT_NOFILE to
-# 1048576) fails with "error setting rlimit type 7: operation not permitted".
+# 1048576, nproc likewise) fails: "error setting rlimit type 7: operation not permitted".
 nofile=$(ulimit -Hn); case "$nofile" in unlimited|*[!0-9]*) nofile=4096 ;; esac
 [ "$nofile" -gt 4096 ] && nofile=4096
+# likewise RLIMIT_NPROC ("rlimit type 6"); podman itself runs conmon with nproc
+# 32768 here, so the container may not ask for more than that.
+nproc=$(ulimit -Hu); case "$nproc" in unlimited|*[!0-9]*) nproc=32768 ;; esac
+[ "$nproc" -gt 32768 ] && nproc=32768
 if owned_or_absent /etc/containers/containers.conf; then
   write_if_changed /etc/containers/containers.conf <<EOF || true
 $MARKER
@@ -316,7 +320,7 @@ $MARKER
 [containers]
 netns = "host"
 log_driver = "k8s-file"
-default_ulimits = ["nofile=$nofile:$nofile"]
+default_ulimits = ["nofile=$nofile:$nofile", "nproc=$nproc:$nproc"]
 
 [engine]
 cgroup_manager = "cgroupfs"

@@ -261,9 +261,16 @@ impl Project {
 struct Ctx<'a> {
     doc: &'a Document,
     problems: Vec<Problem>,
+    /// Keys set aside after a structural problem; "missing" rules stay quiet about them.
+    pruned: Vec<Vec<Seg>>,
 }
 
 impl Ctx<'_> {
+    /// True when the key at `path` was set aside (so its absence is already explained).
+    fn was_pruned(&self, path: &[Seg]) -> bool {
+        self.pruned.iter().any(|p| path.starts_with(p))
+    }
+
     fn at(&mut self, path: &[Seg], message: impl Into<String>, help: impl Into<Option<String>>) {
         let p = self.doc.problem_at(path, message).maybe_help(help.into());
         self.problems.push(p);
@@ -433,14 +440,49 @@ pub fn sanitize_name(s: &str) -> String {
     }
 }
 
+/// Removes the keys at `paths` from a TOML text.
+fn prune(text: &str, paths: &[Vec<Seg>]) -> String {
+    let Ok(mut doc) = text.parse::<toml_edit::DocumentMut>() else {
+        return text.to_string();
+    };
+    fn remove_at(item: &mut toml_edit::Item, path: &[Seg]) {
+        match path {
+            [Seg::Key(k)] => {
+                if let Some(t) = item.as_table_like_mut() {
+                    t.remove(k);
+                }
+            }
+            [first, rest @ ..] => {
+                let child = match first {
+                    Seg::Key(k) => item.get_mut(k.as_str()),
+                    Seg::Index(i) => item.get_mut(*i),
+                };
+                if let Some(child) = child {
+                    remove_at(child, rest);
+                }
+            }
+            [] => {}
+        }
+    }
+    for path in paths {
+        remove_at(doc.as_item_mut(), path);
+    }
+    doc.to_string()
+}
+
 /// Resolves a parsed document into a [`Project`], or every problem found.
 pub fn resolve(doc: &Document) -> Result<Project, Error> {
     let schema = config::schema();
-    let problems = crate::shape::check(doc, &schema);
-    if !problems.is_empty() {
-        return Err(Error::Invalid(problems));
-    }
-    let raw: RawConfig = toml::from_str(&doc.source.text).map_err(|e| {
+    let shape = crate::shape::check(doc, &schema);
+    // Keys with structural problems are set aside so that the rules below still run over the
+    // rest of the file: the user gets every problem in one round.
+    let pruned: Vec<Vec<Seg>> = shape.iter().map(|(p, _)| p.clone()).collect();
+    let text = if pruned.is_empty() {
+        doc.source.text.to_string()
+    } else {
+        prune(&doc.source.text, &pruned)
+    };
+    let raw: RawConfig = toml::from_str(&text).map_err(|e| {
         Error::invalid(
             Problem::new(e.message().to_string())
                 .at(&doc.source, e.span())
@@ -449,7 +491,8 @@ pub fn resolve(doc: &Document) -> Result<Project, Error> {
     })?;
     let mut cx = Ctx {
         doc,
-        problems: Vec::new(),
+        problems: shape.into_iter().map(|(_, p)| p).collect(),
+        pruned,
     };
     let root = doc.root();
 
@@ -517,6 +560,7 @@ pub fn resolve(doc: &Document) -> Result<Project, Error> {
                 }
                 h.clone()
             }
+            None if cx.was_pruned(&path!["registries", rname, "host"]) => String::new(),
             None => {
                 cx.at_key(
                     &base,
@@ -598,7 +642,7 @@ pub fn resolve(doc: &Document) -> Result<Project, Error> {
 
     // [images.*]
     let raw_images = raw.images.clone().unwrap_or_default();
-    if raw_images.is_empty() {
+    if raw_images.is_empty() && !cx.was_pruned(&path!["images"]) {
         cx.problems.push(
             Problem::new(format!("{} declares no images", doc.source.name)).help(
                 "add one, e.g.\n[images.app]\ncontext = \".\"\nplatforms = [\"linux/amd64\", \"linux/arm64\"]",
@@ -668,6 +712,7 @@ pub fn resolve(doc: &Document) -> Result<Project, Error> {
             Some(l) => cx.platforms(&p("platforms"), l),
             None => match &d_platforms {
                 Some(d) => d.clone(),
+                None if cx.was_pruned(&p("platforms")) || cx.was_pruned(&path!["defaults", "platforms"]) => None,
                 None => {
                     cx.at_key(
                         &base,
@@ -682,6 +727,7 @@ pub fn resolve(doc: &Document) -> Result<Project, Error> {
             Some(l) => cx.registry_refs(&p("registries"), l, &raw_regs),
             None => match &d_registries {
                 Some(d) => d.clone(),
+                None if cx.was_pruned(&p("registries")) || cx.was_pruned(&path!["defaults", "registries"]) => None,
                 None => {
                     cx.at_key(
                         &base,

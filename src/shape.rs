@@ -31,8 +31,9 @@ const TOKEN_PREFIXES: &[(&str, &str)] = &[
     ("AKIA", "an AWS access key"),
 ];
 
-/// Walks the whole document and returns every structural problem found.
-pub fn check(doc: &Document, schema: &Json) -> Vec<Problem> {
+/// Walks the whole document and returns every structural problem found, each with the key
+/// path that holds it, so that the caller can set those keys aside and go on checking the rest.
+pub fn check(doc: &Document, schema: &Json) -> Vec<(Vec<Seg>, Problem)> {
     let mut out = Vec::new();
     let mut walker = Walker {
         doc,
@@ -46,7 +47,7 @@ pub fn check(doc: &Document, schema: &Json) -> Vec<Problem> {
 struct Walker<'a> {
     doc: &'a Document,
     root: &'a Json,
-    out: &'a mut Vec<Problem>,
+    out: &'a mut Vec<(Vec<Seg>, Problem)>,
 }
 
 fn kind_of(item: &Item) -> &'static str {
@@ -94,8 +95,13 @@ impl<'a> Walker<'a> {
         schema
     }
 
-    fn push(&mut self, p: Problem) {
-        self.out.push(p);
+    fn push(&mut self, path: &[Seg], p: Problem) {
+        // What is set aside is the whole key: an element of a list takes its list along.
+        let mut key = path.to_vec();
+        while matches!(key.last(), Some(Seg::Index(_))) {
+            key.pop();
+        }
+        self.out.push((key, p));
     }
 
     fn item(&mut self, item: &Item, schema: &'a Json, path: &mut Vec<Seg>) {
@@ -116,7 +122,7 @@ impl<'a> Walker<'a> {
                         .problem_at(path, format!("`{here}` cannot be \"{s}\""))
                         .help(help)
                         .label("not an allowed value");
-                    self.push(p);
+                    self.push(path, p);
                 }
                 None => {
                     let p = self
@@ -129,7 +135,7 @@ impl<'a> Walker<'a> {
                             ),
                         )
                         .help(format!("allowed: {}", quoted(&allowed)));
-                    self.push(p);
+                    self.push(path, p);
                 }
             }
             return;
@@ -173,7 +179,7 @@ impl<'a> Walker<'a> {
                 )
                 .maybe_help(help)
                 .label(format!("expected {}", describe(expected)));
-            self.push(p);
+            self.push(path, p);
             return;
         }
         match actual {
@@ -278,7 +284,7 @@ impl<'a> Walker<'a> {
                 .help(help)
                 .label("unknown key")
         };
-        self.push(p);
+        self.push(path, p);
     }
 
     fn secret_value(&mut self, s: &str, path: &[Seg]) {
@@ -296,7 +302,7 @@ impl<'a> Walker<'a> {
                     "remove it from the file and revoke it if it was ever committed; give the secret through an environment variable named by `password-env`",
                 )
                 .label("secret in the project file");
-            self.push(p);
+            self.push(path, p);
         }
     }
 }
