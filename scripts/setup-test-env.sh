@@ -6,11 +6,18 @@
 # archive. Idempotent: a second run reuses what is installed and running.
 #
 # What it sets up:
-#   * docker.io 20.10 engine, started in the background on the unix socket
-#     /var/run/docker.sock only (no TCP), overlay2, --iptables=false,
-#     --bridge=none (no docker0 bridge, no private-range addresses), BuildKit
-#     enabled by default, insecure-registries 127.0.0.1:5000/5001 and
-#     localhost:5000/5001. Log: /var/log/multiarch-test/dockerd.log
+#   * docker.io 20.10 engine, started in the background (setsid, no systemd) on
+#     the unix socket /var/run/docker.sock only (no TCP), overlay2,
+#     iptables/ip-forward/ip-masq off, BuildKit on by default, insecure-registries
+#     127.0.0.1:5000/5001 and localhost:5000/5001 (/etc/docker/daemon.json).
+#     Network (MULTIARCH_DOCKER_NETWORK):
+#       none   (default) --bridge=none: no docker0, no private-range address.
+#              BuildKit RUN steps then fail with "network bridge not found"
+#              unless `docker build` gets `--network none` (or `--network host`).
+#       bridge docker0 = 172.31.254.1/24 with iptables FORWARD DROP in and out
+#              of docker0 (the host has ip_forward=1): plain `docker build`
+#              works without --network.
+#     Log: /var/log/multiarch-test/dockerd.log
 #   * two reference registries (docker-registry 2.8):
 #       127.0.0.1:5000  open,  storage /var/lib/multiarch-test/registry-open
 #       127.0.0.1:5001  htpasswd (bcrypt) user `multiarch`, password
@@ -18,23 +25,32 @@
 #     both with delete enabled. Logs under /var/log/multiarch-test/.
 #   * qemu-user-static binfmt handlers (flags F: usable inside containers).
 #   * static busybox: /var/lib/multiarch-test/busybox/{amd64,arm64}/busybox
-#   * podman/buildah/skopeo configured for the insecure loopback registries,
-#     storage driver overlay, cgroupfs, file events logger, host network.
+#   * podman 4.3 / buildah / skopeo: registries.conf.d marks the loopback
+#     registries insecure (plain HTTP); containers.conf: netns=host,
+#     cgroupfs, events_logger=file, runtime=runc (crun refuses hybrid cgroups),
+#     default_ulimits lowered (no CAP_SYS_RESOURCE here); storage.conf: overlay.
 #
 # What callers (tests) must still do:
 #   docker : use /usr/bin/docker, NOT /usr/local/bin/docker (a different client
 #            without buildx that refuses BuildKit builds). Export
-#            DOCKER_BUILDKIT=1 (also set as daemon default here, but the client
-#            decides). `docker manifest create/push` need `--insecure` for
-#            plain-HTTP registries; `docker manifest` is not experimental in
-#            20.10 (DOCKER_CLI_EXPERIMENTAL not needed). No `docker buildx`.
+#            DOCKER_BUILDKIT=1 (DOCKER_BUILDKIT=0 = legacy builder, no
+#            TARGETARCH). With the default network mode pass `--network none`
+#            to `docker build` when the Dockerfile has RUN steps.
+#            `docker manifest create --insecure` and `docker manifest push
+#            --insecure` for the plain-HTTP registries (without --insecure,
+#            create fails "No such manifest"); no DOCKER_CLI_EXPERIMENTAL needed.
+#            Re-creating an existing local list needs --amend or `manifest rm`.
+#            No `docker buildx`; `--platform a,b` is rejected by this engine.
 #            `docker login 127.0.0.1:5001 -u multiarch --password-stdin`.
-#   podman : no extra flags; plain HTTP to the loopback registries works via
-#            /etc/containers/registries.conf.d/multiarch-test.conf
-#            (`--tls-verify=false` is harmless but not needed).
-#   skopeo : `--tls-verify=false` (or rely on registries.conf: it also honours it).
+#   podman : no extra flags. Do not pull a pushed list back into the same
+#            storage and then push the local list again (podman 4.3 bug:
+#            "reading manifest for instance ... file does not exist").
+#   skopeo : no flag needed for the loopback registries (registries.conf);
+#            `--tls-verify=false` is harmless. podman/skopeo also read
+#            ~/.docker/config.json credentials.
 #
 # Environment knobs:
+#   MULTIARCH_DOCKER_NETWORK=none|bridge   see above (default none)
 #   MULTIARCH_SETUP_SKIP_SMOKE=1   skip the docker/podman smoke builds at the end
 #   MULTIARCH_SETUP_WAIT=60        seconds to wait for each service
 #
@@ -367,14 +383,19 @@ EOF
   smoke_ref=127.0.0.1:5000/multiarch-setup-smoke/podman:latest
   podman manifest rm localhost/multiarch-setup-smoke:latest >/dev/null 2>&1 || true
   {
-    podman build --platform linux/amd64,linux/arm64 --manifest localhost/multiarch-setup-smoke:latest "$ctx" &&
+    podman build --label multiarch-setup-smoke=1 --platform linux/amd64,linux/arm64 \
+      --manifest localhost/multiarch-setup-smoke:latest "$ctx" &&
     podman manifest push --all localhost/multiarch-setup-smoke:latest "docker://$smoke_ref"
   } >"$LOG_DIR/smoke-podman.log" 2>&1 || { tail -30 "$LOG_DIR/smoke-podman.log" >&2; die "podman multi-arch build/push failed"; }
   plats=$(skopeo inspect --raw --tls-verify=false "docker://$smoke_ref" | jq -r '[.manifests[].platform.architecture] | sort | join(",")')
   [ "$plats" = amd64,arm64 ] || die "podman-pushed manifest list has platforms '$plats', expected amd64,arm64"
+  out=$(podman run --rm --platform linux/arm64 localhost/multiarch-setup-smoke:latest 2>>"$LOG_DIR/smoke-podman.log") \
+    || { tail -10 "$LOG_DIR/smoke-podman.log" >&2; die "podman run of the arm64 image failed"; }
+  [ "$out" = aarch64 ] || die "podman arm64 image RUN step saw '$out', expected aarch64"
   skopeo delete --tls-verify=false "docker://$smoke_ref" >/dev/null 2>&1 || true
   podman manifest rm localhost/multiarch-setup-smoke:latest >/dev/null 2>&1 || true
-  podman image prune -af >/dev/null 2>&1 || true
+  ids=$(podman images -q --filter label=multiarch-setup-smoke=1 2>/dev/null | sort -u)
+  [ -z "$ids" ] || podman rmi -f $ids >/dev/null 2>&1 || true
 fi
 
 # ------------------------------------------------------------------- summary

@@ -9,14 +9,22 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod backend;
+pub mod ci;
 pub mod cli;
 pub mod config;
+pub mod doctor;
 pub mod document;
+pub mod exec;
+pub mod host;
 pub mod error;
 pub mod init;
 pub mod model;
+pub mod plan;
 pub mod platform;
 pub mod reference;
+pub mod registry;
+pub mod release;
 pub mod run;
 pub mod shape;
 pub mod suggest;

@@ -49,15 +49,13 @@ fn dispatch(cli: &Cli) -> Result<i32> {
         Command::Check => check(cli),
         Command::Schema(args) => schema(args),
         Command::Init(args) => crate::init::init(&cli.file, args.force),
-        Command::Plan(_)
-        | Command::Apply(_)
-        | Command::Verify(_)
-        | Command::Inspect(_)
-        | Command::Copy(_)
-        | Command::Ci(_)
-        | Command::Doctor(_) => Err(Error::failed(Problem::new(
-            "this command is not built yet in this version of multiarch",
-        ))),
+        Command::Plan(args) => crate::plan::command(cli, args),
+        Command::Apply(args) => crate::exec::command(cli, args),
+        Command::Verify(args) => crate::registry::verify_command(cli, args),
+        Command::Inspect(args) => crate::registry::inspect_command(cli, args),
+        Command::Copy(args) => crate::registry::copy_command(cli, args),
+        Command::Ci(crate::cli::CiCommand::Github(args)) => crate::ci::github::command(cli, args),
+        Command::Doctor(args) => crate::doctor::command(cli, args),
     }
 }
 

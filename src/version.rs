@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 
 use minijinja::{Environment, UndefinedBehavior};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::reference::validate_tag;
 
@@ -159,7 +159,7 @@ impl TagTemplate {
 }
 
 /// A release version; semver parts when it parses as semver.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Version {
     /// As given (tag prefix already stripped).
     pub raw: String,

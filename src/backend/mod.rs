@@ -1,0 +1,1 @@
+//! Backends: steps to command lines.

@@ -1,0 +1,3 @@
+//! Generated CI workflows.
+
+pub mod github;
