@@ -44,6 +44,9 @@ macro_rules! image_settings {
             /// registry), "gha" (GitHub Actions cache, one scope per image) or "local:<dir>".
             #[serde(skip_serializing_if = "Option::is_none")]
             pub cache: Option<String>,
+            /// Network for RUN steps: "default", "host" or "none" (`--network`).
+            #[serde(skip_serializing_if = "Option::is_none")]
+            pub network: Option<Network>,
         }
     };
 }
@@ -196,6 +199,19 @@ pub enum Driver {
     Kubernetes,
     /// The engine's own BuildKit; multi-platform only with the containerd image store.
     Docker,
+}
+
+/// Network mode of RUN steps during a build.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Network {
+    /// The builder's default network.
+    #[default]
+    Default,
+    /// The host's network (buildx needs the `network.host` entitlement).
+    Host,
+    /// No network at all.
+    None,
 }
 
 /// When QEMU is set up.

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use indexmap::IndexMap;
 use serde::Serialize;
 
-use crate::config::{self, Driver, Emulation, RawConfig, RawDefaults, Strategy};
+use crate::config::{self, Driver, Emulation, Network, RawConfig, RawDefaults, Strategy};
 use crate::document::{display_path, Document, Seg};
 use crate::error::{Error, Problem};
 use crate::path;
@@ -153,6 +153,8 @@ pub struct Image {
     pub tags: Vec<TagTemplate>,
     /// Cache.
     pub cache: Cache,
+    /// Network of RUN steps.
+    pub network: Network,
 }
 
 impl Image {
@@ -762,6 +764,7 @@ pub fn resolve(doc: &Document) -> Result<Project, Error> {
         let mut labels = defaults.labels.clone().unwrap_or_default();
         labels.extend(im.labels.clone().unwrap_or_default());
         let target = im.target.clone().or_else(|| defaults.target.clone());
+        let network = im.network.or(defaults.network).unwrap_or_default();
 
         if let (Some(platforms), Some(regs)) = (&platforms, &regs) {
             for rname in regs {
@@ -806,6 +809,7 @@ pub fn resolve(doc: &Document) -> Result<Project, Error> {
                     registries: regs,
                     tags,
                     cache,
+                    network,
                 },
             );
         }
