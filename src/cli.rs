@@ -168,6 +168,12 @@ pub struct VerifyArgs {
     /// Only these images.
     #[arg(long, num_args = 1.., value_name = "IMAGE")]
     pub only: Vec<String>,
+    /// Only these registries (names from the project file).
+    #[arg(long = "registry", num_args = 1.., value_name = "NAME")]
+    pub registries: Vec<String>,
+    /// Only these tags (as rendered, e.g. 1.2.3); the release's other tags are not checked.
+    #[arg(long = "tag", num_args = 1.., value_name = "TAG")]
+    pub tags: Vec<String>,
     /// Also read each platform's entrypoint binary and compare its ELF machine.
     #[arg(long)]
     pub deep: bool,
