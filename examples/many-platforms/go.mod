@@ -1,0 +1,3 @@
+module github.com/sysinfo/sysinfo
+
+go 1.22

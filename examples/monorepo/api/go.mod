@@ -1,0 +1,3 @@
+module github.com/acme-corp/platform/api
+
+go 1.22
