@@ -152,7 +152,11 @@ pub fn probe(project: &Project) -> HostFacts {
     let buildx_version = docker_version
         .as_ref()
         .and_then(|_| out(&docker, &["buildx", "version"]))
-        .and_then(|s| s.split_whitespace().nth(1).map(|v| v.trim_start_matches('v').to_string()));
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .map(|v| v.trim_start_matches('v').to_string())
+        });
     let podman_version = out("podman", &["version", "--format", "{{.Client.Version}}"]);
     HostFacts {
         native: Platform::host(),
@@ -197,6 +201,285 @@ pub fn binfmt_handlers() -> Vec<String> {
     out
 }
 
+/// What `doctor` needs to know about the engine beyond [`HostFacts`]: where the client is,
+/// why the daemon did not answer, the buildx builder, the binfmt handlers with their flags.
+/// Probed by [`probe_engine`]; built by hand in tests.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct EngineFacts {
+    /// The docker client as configured: `MULTIARCH_DOCKER`, else `docker`.
+    pub client: String,
+    /// True when `MULTIARCH_DOCKER` chose the client.
+    pub client_from_env: bool,
+    /// The client's file, found on PATH (or as given), when it exists.
+    pub client_path: Option<String>,
+    /// Client version (answered even when the daemon is down).
+    pub client_version: Option<String>,
+    /// Engine version, when the daemon answered.
+    pub server_version: Option<String>,
+    /// First line of the client's complaint when the daemon did not answer.
+    pub server_error: Option<String>,
+    /// `DOCKER_HOST`, when set.
+    pub docker_host: Option<String>,
+    /// The current docker context (`docker context show`).
+    pub context: Option<String>,
+    /// The engine stores images in containerd.
+    pub containerd_store: bool,
+    /// `docker buildx version`, when buildx answers.
+    pub buildx_version: Option<String>,
+    /// The buildx builder the project names (`docker buildx inspect NAME`), when it exists.
+    pub builder: Option<BuilderInfo>,
+    /// The builder buildx uses by default (`docker buildx inspect`).
+    pub current_builder: Option<BuilderInfo>,
+    /// podman version, when installed.
+    pub podman_version: Option<String>,
+    /// First line of `podman info`'s complaint, when podman is installed but cannot run.
+    pub podman_error: Option<String>,
+    /// `/proc/sys/fs/binfmt_misc` is mounted (its `status` file exists).
+    pub binfmt_mounted: bool,
+    /// Registered QEMU binfmt handlers.
+    pub binfmt: Vec<BinfmtHandler>,
+}
+
+/// A buildx builder as `docker buildx inspect` describes it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct BuilderInfo {
+    /// Builder name.
+    pub name: String,
+    /// Driver (`docker`, `docker-container`, `remote`, `kubernetes`).
+    pub driver: String,
+    /// Its nodes.
+    pub nodes: Vec<BuilderNode>,
+}
+
+/// One node of a buildx builder.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct BuilderNode {
+    /// Node name.
+    pub name: String,
+    /// Endpoint.
+    pub endpoint: String,
+    /// Status (`running`, `inactive`, ...).
+    pub status: String,
+    /// Platforms the node reports, as written (`linux/amd64*` marks configured ones).
+    pub platforms: Vec<String>,
+}
+
+/// A binfmt_misc handler registered for QEMU.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct BinfmtHandler {
+    /// QEMU name (`aarch64` for `qemu-aarch64`).
+    pub name: String,
+    /// The handler is enabled.
+    pub enabled: bool,
+    /// Interpreter path.
+    pub interpreter: String,
+    /// Flags (`F` = the interpreter is opened at registration, so containers can use it).
+    pub flags: String,
+}
+
+/// Parses the text of `docker buildx inspect` (stable across buildx versions, unlike `ls`).
+pub fn parse_buildx_inspect(text: &str) -> Option<BuilderInfo> {
+    let mut info = BuilderInfo::default();
+    let mut in_nodes = false;
+    for line in text.lines() {
+        let Some((key, value)) = line.split_once(':') else {
+            continue;
+        };
+        let (key, value) = (key.trim(), value.trim());
+        match key {
+            "Name" if !in_nodes => info.name = value.to_string(),
+            "Driver" if !in_nodes => info.driver = value.to_string(),
+            "Nodes" => in_nodes = true,
+            "Name" => {
+                in_nodes = true;
+                info.nodes.push(BuilderNode {
+                    name: value.to_string(),
+                    ..BuilderNode::default()
+                });
+            }
+            "Endpoint" => {
+                if let Some(n) = info.nodes.last_mut() {
+                    n.endpoint = value.to_string();
+                }
+            }
+            "Status" => {
+                if let Some(n) = info.nodes.last_mut() {
+                    n.status = value.to_string();
+                }
+            }
+            "Platforms" => {
+                if let Some(n) = info.nodes.last_mut() {
+                    n.platforms = value
+                        .split(',')
+                        .map(|p| p.trim().to_string())
+                        .filter(|p| !p.is_empty())
+                        .collect();
+                }
+            }
+            _ => {}
+        }
+    }
+    (!info.name.is_empty()).then_some(info)
+}
+
+/// Finds a program the way a shell would: a path with a `/` as is, else the first match on PATH.
+pub fn which(program: &str) -> Option<std::path::PathBuf> {
+    let is_exe = |p: &std::path::Path| {
+        use std::os::unix::fs::PermissionsExt;
+        p.metadata()
+            .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            .unwrap_or(false)
+    };
+    if program.contains('/') {
+        let p = std::path::PathBuf::from(program);
+        return is_exe(&p).then_some(p);
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(program))
+        .find(|p| is_exe(p))
+}
+
+/// Runs a program and returns (success, stdout, first non-empty line of stderr), or `None`
+/// when it cannot be started.
+fn run_capture(prog: &str, args: &[&str]) -> Option<(bool, String, String)> {
+    let out = duct::cmd(prog, args)
+        .stdin_null()
+        .stdout_capture()
+        .stderr_capture()
+        .unchecked()
+        .run()
+        .ok()?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let first = stderr
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("")
+        .to_string();
+    Some((
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        first,
+    ))
+}
+
+/// Probes what `doctor` needs about the engine, buildx (and the builder named `builder`),
+/// podman (only when `podman` is true: it is slow to start) and binfmt_misc. Never fails.
+pub fn probe_engine(builder: &str, podman: bool) -> EngineFacts {
+    let client = docker_client();
+    let client_path = which(&client).map(|p| p.display().to_string());
+    let mut f = EngineFacts {
+        client_from_env: std::env::var("MULTIARCH_DOCKER").is_ok_and(|s| !s.is_empty()),
+        client: client.clone(),
+        docker_host: std::env::var("DOCKER_HOST").ok().filter(|s| !s.is_empty()),
+        ..EngineFacts::default()
+    };
+    if let Some(path) = &client_path {
+        // `docker version` exits 1 when the daemon is down but still prints the client part.
+        if let Some((ok, out, err)) =
+            run_capture(path, &["version", "--format", "{{.Client.Version}}"])
+        {
+            f.client_version = out
+                .lines()
+                .next()
+                .map(str::to_string)
+                .filter(|s| !s.is_empty());
+            if !ok && f.client_version.is_none() {
+                f.server_error = Some(err);
+            }
+        }
+        if f.client_version.is_some() {
+            match run_capture(path, &["version", "--format", "{{.Server.Version}}"]) {
+                Some((true, out, _)) if !out.is_empty() => f.server_version = Some(out),
+                Some((_, _, err)) => {
+                    f.server_error = Some(if err.is_empty() {
+                        "the daemon did not answer".into()
+                    } else {
+                        err
+                    })
+                }
+                None => {}
+            }
+            f.context = run_capture(path, &["context", "show"])
+                .filter(|(ok, _, _)| *ok)
+                .map(|(_, out, _)| out)
+                .filter(|s| !s.is_empty());
+            if f.server_version.is_some() {
+                f.containerd_store =
+                    run_capture(path, &["info", "--format", "{{json .DriverStatus}}"]).is_some_and(
+                        |(ok, out, _)| ok && out.contains("io.containerd.snapshotter"),
+                    );
+            }
+            f.buildx_version = run_capture(path, &["buildx", "version"])
+                .filter(|(ok, _, _)| *ok)
+                .and_then(|(_, out, _)| {
+                    out.split_whitespace()
+                        .nth(1)
+                        .map(|v| v.trim_start_matches('v').to_string())
+                });
+            if f.buildx_version.is_some() {
+                let inspect = |args: &[&str]| {
+                    run_capture(path, args)
+                        .filter(|(ok, _, _)| *ok)
+                        .and_then(|(_, out, _)| parse_buildx_inspect(&out))
+                };
+                f.builder = inspect(&["buildx", "inspect", builder]);
+                f.current_builder = inspect(&["buildx", "inspect"]);
+            }
+        }
+    }
+    f.client_path = client_path;
+    if podman {
+        if let Some((ok, out, err)) =
+            run_capture("podman", &["version", "--format", "{{.Client.Version}}"])
+        {
+            f.podman_version = Some(out).filter(|s| !s.is_empty());
+            if !ok {
+                f.podman_error = Some(err);
+            } else if let Some((false, _, err)) =
+                run_capture("podman", &["info", "--format", "{{.Host.Arch}}"])
+            {
+                f.podman_error = Some(err);
+            }
+        }
+    }
+    f.binfmt_mounted = std::path::Path::new(BINFMT_DIR).join("status").exists();
+    f.binfmt = binfmt_details();
+    f
+}
+
+/// Where the kernel lists binfmt_misc handlers.
+pub const BINFMT_DIR: &str = "/proc/sys/fs/binfmt_misc";
+
+/// Every `qemu-*` handler in binfmt_misc, enabled or not, with its interpreter and flags.
+pub fn binfmt_details() -> Vec<BinfmtHandler> {
+    let mut out = Vec::new();
+    if let Ok(dir) = std::fs::read_dir(BINFMT_DIR) {
+        for e in dir.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(q) = name.strip_prefix("qemu-") else {
+                continue;
+            };
+            let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+            let field = |k: &str| {
+                text.lines()
+                    .find_map(|l| l.strip_prefix(k))
+                    .map(|v| v.trim().to_string())
+                    .unwrap_or_default()
+            };
+            out.push(BinfmtHandler {
+                name: q.to_string(),
+                enabled: text.starts_with("enabled"),
+                interpreter: field("interpreter "),
+                flags: field("flags:"),
+            });
+        }
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
 /// Today's date in UTC as YYYYMMDD (civil-from-days, Howard Hinnant's algorithm).
 pub fn today_utc() -> String {
     let secs = std::time::SystemTime::now()
@@ -223,6 +506,22 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn buildx_inspect_text() {
+        let text = "Name:   multiarch\nDriver: docker-container\n\nNodes:\nName:      multiarch0\nEndpoint:  unix:///var/run/docker.sock\nStatus:    running\nPlatforms: linux/amd64*, linux/arm64, linux/386\n\nName:      arm\nEndpoint:  ssh://builder@arm-box\nStatus:    inactive\nPlatforms:\n";
+        let b = parse_buildx_inspect(text).unwrap();
+        assert_eq!(b.name, "multiarch");
+        assert_eq!(b.driver, "docker-container");
+        assert_eq!(b.nodes.len(), 2);
+        assert_eq!(
+            b.nodes[0].platforms,
+            ["linux/amd64*", "linux/arm64", "linux/386"]
+        );
+        assert_eq!(b.nodes[1].endpoint, "ssh://builder@arm-box");
+        assert_eq!(b.nodes[1].status, "inactive");
+        assert!(parse_buildx_inspect("ERROR: no builder \"x\" found").is_none());
+    }
 
     #[test]
     fn civil_dates() {
