@@ -1,1 +1,248 @@
-//! Backends: steps to command lines.
+//! Backends turn the release into steps with exact command lines. Pure: no process is run.
+//!
+//! | backend | builds | index |
+//! |---|---|---|
+//! | [`buildx`] | `docker buildx build --platform a,b`, pushed by digest | `docker buildx imagetools create` |
+//! | [`docker`] | one `docker build --platform X` per platform | `docker push` per platform, `docker manifest create/push` |
+//! | [`podman`] | one `podman build --platform X` per platform | `podman manifest create/add`, `podman manifest push --all` |
+//!
+//! What the three share lives here: logins, QEMU set-up, the anchor tag, registry copies.
+
+pub mod buildx;
+pub mod docker;
+pub mod podman;
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Problem, Result};
+use crate::host::HostFacts;
+use crate::model::{Image, Project, Registry};
+use crate::plan::{process, slug, Action, Copy, Phase, Stdin, Step, Steps};
+use crate::platform::Platform;
+use crate::release::{Publication, Release};
+
+/// What a backend plans from.
+pub struct Context<'a> {
+    /// The project.
+    pub project: &'a Project,
+    /// Host facts.
+    pub facts: &'a HostFacts,
+    /// Rendered tags.
+    pub release: &'a Release,
+    /// Selected image keys, in build order.
+    pub selected: &'a [String],
+    /// `--load`: local try-out.
+    pub load: bool,
+}
+
+impl Context<'_> {
+    /// Selected images in build order.
+    pub fn images(&self) -> Vec<&Image> {
+        self.project
+            .build_order()
+            .into_iter()
+            .filter(|i| self.selected.contains(&i.key))
+            .collect()
+    }
+
+    /// Publications of one image.
+    pub fn publications(&self, key: &str) -> Vec<&Publication> {
+        self.release.publications.iter().filter(|p| p.image == key).collect()
+    }
+
+    /// The registry of a publication.
+    pub fn registry(&self, name: &str) -> &Registry {
+        &self.project.registries[name]
+    }
+
+    /// The registry an image is built into: the first that takes all its platforms (a
+    /// restricted registry gets its narrower index copied from there).
+    pub fn primary<'p>(&self, image: &Image, pubs: &[&'p Publication]) -> &'p Publication {
+        pubs.iter()
+            .find(|p| p.platforms.len() == image.platforms.len())
+            .or_else(|| pubs.first())
+            .copied()
+            .expect("every image publishes somewhere")
+    }
+
+    /// All platforms any selected image needs.
+    pub fn all_platforms(&self) -> Vec<Platform> {
+        let mut out: Vec<Platform> = Vec::new();
+        for img in self.images() {
+            for p in &img.platforms {
+                if !out.contains(p) {
+                    out.push(p.clone());
+                }
+            }
+        }
+        out
+    }
+
+    /// Registries that are pushed to, in file order.
+    pub fn pushed_registries(&self) -> Vec<&Registry> {
+        if self.load {
+            return Vec::new();
+        }
+        self.project
+            .registries
+            .values()
+            .filter(|r| self.release.publications.iter().any(|p| p.registry == r.name))
+            .collect()
+    }
+}
+
+/// The tag an index is first written under, and the source of every later tag: the first
+/// immutable tag, or the first tag when all are floating.
+pub fn anchor_tag(publ: &Publication, _release: &Release) -> String {
+    publ.tags
+        .iter()
+        .find(|t| !t.floating)
+        .or_else(|| publ.tags.first())
+        .map(|t| t.name.clone())
+        .unwrap_or_else(|| "latest".into())
+}
+
+/// A floating tag written through the registry API (docker and podman backends).
+pub fn registry_copy(publ: &Publication, anchor: &str, tag: &str) -> Action {
+    Action::Copy(Copy {
+        source: format!("{}:{anchor}", publ.name()),
+        destination: format!("{}:{tag}", publ.name()),
+        source_registry: publ.registry.clone(),
+        destination_registry: publ.registry.clone(),
+    })
+}
+
+/// One `login --password-stdin` per pushed registry with credentials in the environment.
+/// Registries without them rely on an existing `docker login` (checked before the run).
+pub fn logins(ctx: &Context, steps: &mut Steps, program: &str) -> Vec<String> {
+    let mut ids = Vec::new();
+    for reg in ctx.pushed_registries() {
+        let (Some(user), Some(pass)) = (&reg.username_env, &reg.password_env) else {
+            continue;
+        };
+        let mut args = vec!["login".to_string()];
+        args.push(reg.host.clone());
+        args.extend(["--username".into(), format!("${{env.{user}}}"), "--password-stdin".into()]);
+        if program == "podman" && reg.plain_http {
+            args.push("--tls-verify=false".into());
+        }
+        let step = process(
+            format!("login-{}", slug(&reg.name)),
+            Phase::Login,
+            format!("log in to {} ({}) as ${user}", reg.name, reg.host),
+            program,
+            args,
+        )
+        .registry(&reg.name)
+        .with_process(|p| {
+            p.env = vec![user.clone(), pass.clone()];
+            p.stdin = Some(Stdin::Env(pass.clone()));
+            p.retry = true;
+        });
+        ids.push(steps.add(step));
+    }
+    ids
+}
+
+/// Platforms that need QEMU: not the host's, not on a native node, and (unless emulation is
+/// "always") without a registered binfmt handler. Refuses platforms no one can build when
+/// emulation is "never".
+pub fn emulated(ctx: &Context, covered_by_nodes: &[Platform]) -> Result<Vec<Platform>> {
+    use crate::config::Emulation;
+    let mut out = Vec::new();
+    for p in ctx.all_platforms() {
+        if ctx.facts.native.runs_natively(&p) || covered_by_nodes.contains(&p) {
+            continue;
+        }
+        match ctx.project.builder.emulation {
+            Emulation::Never => {
+                return Err(Error::invalid(
+                    Problem::new(format!(
+                        "no builder node runs {p} natively, and [builder] emulation = \"never\""
+                    ))
+                    .help(format!(
+                        "add a [[builder.nodes]] entry for {p}, or set emulation = \"auto\""
+                    )),
+                ))
+            }
+            Emulation::Always => out.push(p),
+            Emulation::Auto => {
+                if !ctx.facts.can_run(&p) {
+                    out.push(p);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The QEMU set-up step (tonistiigi/binfmt, as docker/setup-qemu-action uses), if any platform
+/// needs it.
+pub fn qemu_step(program: &str, platforms: &[Platform]) -> Option<Step> {
+    if platforms.is_empty() {
+        return None;
+    }
+    let archs: Vec<String> = platforms.iter().map(|p| p.arch.clone()).fold(Vec::new(), |mut v, a| {
+        if !v.contains(&a) {
+            v.push(a);
+        }
+        v
+    });
+    let image = if program == "podman" { "docker.io/tonistiigi/binfmt" } else { "tonistiigi/binfmt" };
+    Some(process(
+        "qemu",
+        Phase::Setup,
+        format!("register QEMU handlers for {}", crate::platform::join(platforms)),
+        program,
+        vec!["run".into(), "--privileged".into(), "--rm".into(), image.into(), "--install".into(), archs.join(",")],
+    ))
+}
+
+/// True when a path has characters outside ASCII (buildx issue 2793).
+pub fn non_ascii(p: &Path) -> bool {
+    !p.to_string_lossy().is_ascii()
+}
+
+/// Where the build context is reached from: the context itself, or an ASCII symlink under
+/// `.multiarch/ctx/` when its folder name is not ASCII (with the step that makes the link).
+pub fn context_path(ctx: &Context, image: &Image) -> (PathBuf, Option<Step>) {
+    let base_ascii = image.context.file_name().is_none_or(|n| n.to_string_lossy().is_ascii());
+    if base_ascii {
+        return (image.context.clone(), None);
+    }
+    let link = ctx.project.root.join(".multiarch").join("ctx").join(slug(&image.key));
+    let step = process(
+        format!("link-context-{}", slug(&image.key)),
+        Phase::Setup,
+        format!("reach the context of {} through an ASCII symlink (buildx issue 2793)", image.key),
+        "ln",
+        vec!["-sfn".into(), image.context.display().to_string(), link.display().to_string()],
+    )
+    .image(&image.key);
+    (link, Some(step))
+}
+
+/// `--build-arg` and `--label` flags, in file order.
+pub fn args_and_labels(image: &Image) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(t) = &image.target {
+        out.extend(["--target".to_string(), t.clone()]);
+    }
+    for (k, v) in &image.build_args {
+        out.extend(["--build-arg".to_string(), format!("{k}={v}")]);
+    }
+    for (k, v) in &image.labels {
+        out.extend(["--label".to_string(), format!("{k}={v}")]);
+    }
+    out
+}
+
+/// `--network` flag, when not the default.
+pub fn network_flag(image: &Image) -> Vec<String> {
+    use crate::config::Network;
+    match image.network {
+        Network::Default => vec![],
+        Network::Host => vec!["--network".into(), "host".into()],
+        Network::None => vec!["--network".into(), "none".into()],
+    }
+}

@@ -1,1 +1,266 @@
-//! Integration tests: plan.
+//! Plans: one snapshot per example per backend (text and shell), ordering rules, prerelease
+//! handling, dependency pinning, node distribution, `--load` splitting, JSON round trip, and
+//! the shell plan checked by `bash -n`.
+
+use multiarch::cli::BackendKind;
+use multiarch::host::HostFacts;
+use multiarch::model::Project;
+use multiarch::plan::{self, Action, Options, Phase, Plan};
+
+use crate::common::{example, repo, Test};
+
+const BACKENDS: [BackendKind; 3] = [BackendKind::Buildx, BackendKind::Docker, BackendKind::Podman];
+
+fn examples() -> Vec<String> {
+    let mut out: Vec<String> = std::fs::read_dir(repo().join("examples"))
+        .expect("examples/ exists")
+        .flatten()
+        .filter(|e| e.path().join("multiarch.toml").is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    out.sort();
+    out
+}
+
+fn load(name: &str) -> Project {
+    Project::load(&example(name).join("multiarch.toml")).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+fn make(project: &Project, backend: BackendKind, version: &str, load: bool) -> Plan {
+    let opts = Options {
+        backend: Some(backend),
+        version: Some(version.into()),
+        only: vec![],
+        load,
+    };
+    plan::plan(project, &HostFacts::fixed(), &opts).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Absolute paths differ between checkouts; snapshots hold `<repo>` instead.
+fn normalise(s: &str) -> String {
+    s.replace(&repo().display().to_string(), "<repo>")
+}
+
+fn name(b: BackendKind) -> &'static str {
+    match b {
+        BackendKind::Buildx => "buildx",
+        BackendKind::Docker => "docker",
+        BackendKind::Podman => "podman",
+    }
+}
+
+#[test]
+fn every_example_plans_with_every_backend() {
+    let list = examples();
+    assert!(list.len() >= 4, "expected at least four examples, found {list:?}");
+    for ex in &list {
+        let project = load(ex);
+        for b in BACKENDS {
+            let p = make(&project, b, "1.4.2", false);
+            plan::check_order(&p).unwrap();
+            insta::assert_snapshot!(format!("plan-{ex}-{}-text", name(b)), normalise(&plan::render_text(&p)));
+            let shell = plan::render_shell(&p);
+            insta::assert_snapshot!(format!("plan-{ex}-{}-shell", name(b)), normalise(&shell));
+            let status = std::process::Command::new("bash")
+                .arg("-n")
+                .stdin(std::process::Stdio::piped())
+                .arg("-c")
+                .arg(&shell)
+                .status()
+                .unwrap();
+            assert!(status.success(), "{ex}/{}: the shell plan is not valid bash", name(b));
+        }
+    }
+}
+
+#[test]
+fn json_plan_round_trips() {
+    for ex in examples() {
+        let p = make(&load(&ex), BackendKind::Buildx, "2.0.0", false);
+        let json = serde_json::to_string(&p).unwrap();
+        let back: Plan = serde_json::from_str(&json).unwrap();
+        assert_eq!(p, back, "{ex}");
+    }
+}
+
+fn phase_index(p: &Plan, pred: impl Fn(&plan::Step) -> bool) -> Vec<usize> {
+    p.steps.iter().enumerate().filter(|(_, s)| pred(s)).map(|(i, _)| i).collect()
+}
+
+/// Every step that writes a floating tag comes after every verification, which comes after
+/// every immutable tag, which comes after every build.
+#[test]
+fn publishing_order_holds_for_every_backend() {
+    for ex in examples() {
+        let project = load(&ex);
+        for b in BACKENDS {
+            let p = make(&project, b, "1.4.2", false);
+            let verify = phase_index(&p, |s| s.phase == Phase::Verify);
+            let floating = phase_index(&p, |s| s.phase == Phase::Floating);
+            let tags = phase_index(&p, |s| s.phase == Phase::Tag);
+            let builds = phase_index(&p, |s| s.phase == Phase::Build);
+            assert!(!verify.is_empty(), "{ex}: no verify step");
+            if let (Some(lv), Some(ff)) = (verify.iter().max(), floating.iter().min()) {
+                assert!(lv < ff, "{ex}/{}: a floating tag moves before verification", name(b));
+            }
+            for f in &floating {
+                for v in &p.steps[*f].needs {
+                    assert!(v.starts_with("verify-"), "{ex}: floating step needs {v}");
+                }
+                let needs: Vec<_> = p.steps[*f].needs.clone();
+                for v in &verify {
+                    assert!(needs.contains(&p.steps[*v].id), "{ex}: floating step does not wait for {}", p.steps[*v].id);
+                }
+            }
+            if let (Some(lb), Some(ft)) = (builds.iter().max(), tags.iter().min()) {
+                assert!(lb < ft, "{ex}: a tag is written before the last build");
+            }
+        }
+    }
+}
+
+#[test]
+fn prerelease_moves_no_floating_tag() {
+    let project = load("seed-release");
+    let p = make(&project, BackendKind::Buildx, "1.4.2-rc.1", false);
+    assert!(p.steps.iter().all(|s| s.phase != Phase::Floating), "{}", plan::render_text(&p));
+    for publ in &p.publications {
+        assert!(publ.tags.iter().all(|t| !t.floating));
+        assert!(publ.skipped_floating.iter().any(|t| t == "latest"));
+    }
+    let p = make(&project, BackendKind::Buildx, "1.4.2", false);
+    assert!(p.steps.iter().any(|s| s.phase == Phase::Floating));
+}
+
+#[test]
+fn dependants_get_their_base_pinned_by_digest() {
+    let project = load("monorepo");
+    let p = make(&project, BackendKind::Buildx, "3.1.0", false);
+    let dependant = project.images.values().find(|i| !i.depends_on.is_empty()).expect("a dependant");
+    let base = &dependant.depends_on[0];
+    let build = p.steps.iter().find(|s| s.id == format!("build-{}", plan::slug(&dependant.key))).unwrap();
+    assert!(build.needs.contains(&format!("build-{}", plan::slug(base))));
+    let Action::Process(pr) = &build.action else { panic!() };
+    let ctx = pr.args.iter().position(|a| a == "--build-context").expect("a build context");
+    let value = &pr.args[ctx + 1];
+    assert!(value.starts_with(&format!("{base}=docker-image://")), "{value}");
+    assert!(value.ends_with(&format!("@${{digest.{}}}", plan::slug(base))), "{value}");
+    let base_build = p.steps.iter().find(|s| s.id == format!("build-{}", plan::slug(base))).unwrap();
+    let Action::Process(bp) = &base_build.action else { panic!() };
+    assert_eq!(bp.captures.as_ref().unwrap().name, plan::slug(base));
+}
+
+#[test]
+fn nodes_share_one_builder() {
+    let project = load("native-nodes");
+    let p = make(&project, BackendKind::Buildx, "1.0.0", false);
+    let creates: Vec<_> = p
+        .steps
+        .iter()
+        .filter_map(|s| match &s.action {
+            Action::Process(pr) if pr.args.starts_with(&["buildx".into(), "create".into()]) => Some(pr),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(creates.len(), project.builder.nodes.len() + usize::from(creates.len() > project.builder.nodes.len()));
+    for n in &project.builder.nodes {
+        let c = creates.iter().find(|c| c.args.contains(&n.name)).expect("a create per node");
+        let i = c.args.iter().position(|a| a == "--platform").unwrap();
+        assert_eq!(c.args[i + 1], multiarch::platform::join(&n.platforms));
+        assert_eq!(c.args.last().unwrap(), &n.endpoint);
+        assert!(c.skip_if.is_some(), "builder creation is idempotent");
+    }
+    assert!(creates.iter().skip(1).all(|c| c.args.contains(&"--append".to_string())));
+    // Platforms a native node covers need no QEMU.
+    let qemu = p.steps.iter().find(|s| s.id == "qemu");
+    if let Some(q) = qemu {
+        let Action::Process(pr) = &q.action else { panic!() };
+        for n in &project.builder.nodes {
+            for pl in &n.platforms {
+                assert!(!pr.args.last().unwrap().split(',').any(|a| a == pl.arch), "{pl} is native on {}", n.name);
+            }
+        }
+    }
+}
+
+#[test]
+fn load_never_puts_two_platforms_in_one_load() {
+    for ex in examples() {
+        let project = load(&ex);
+        for b in BACKENDS {
+            let p = make(&project, b, "1.0.0", true);
+            assert!(p.publications.is_empty());
+            for s in &p.steps {
+                assert!(!matches!(s.action, Action::Verify(_) | Action::Copy(_)));
+                if let Action::Process(pr) = &s.action {
+                    assert!(!pr.args.iter().any(|a| a == "push" || a.contains("push=true")), "{ex}: {s:?}");
+                    if pr.args.iter().any(|a| a == "--load") {
+                        let i = pr.args.iter().position(|a| a == "--platform").unwrap();
+                        assert!(!pr.args[i + 1].contains(','), "{ex}: several platforms in one --load");
+                    }
+                }
+            }
+        }
+        // With the containerd image store one --load takes every platform.
+        let mut facts = HostFacts::fixed();
+        facts.containerd_store = true;
+        let opts = Options { backend: Some(BackendKind::Buildx), version: Some("1.0.0".into()), only: vec![], load: true };
+        let p = plan::plan(&project, &facts, &opts).unwrap();
+        assert!(p.steps.iter().any(|s| s.id.starts_with("load-")));
+    }
+}
+
+#[test]
+fn secrets_stay_out_of_every_plan() {
+    let project = load("seed-release");
+    for b in BACKENDS {
+        let p = make(&project, b, "1.0.0", false);
+        let text = plan::render_text(&p) + &plan::render_shell(&p) + &serde_json::to_string(&p).unwrap();
+        for s in &p.steps {
+            if let Action::Process(pr) = &s.action {
+                if pr.args.iter().any(|a| a == "login") {
+                    assert!(pr.args.contains(&"--password-stdin".to_string()));
+                    assert!(pr.stdin.is_some());
+                    assert!(!pr.args.iter().any(|a| a.contains("PASSWORD")), "{:?}", pr.args);
+                }
+            }
+        }
+        assert!(text.contains("DOCKER_PASSWORD"), "the variable is named");
+    }
+}
+
+#[test]
+fn only_selects_an_image_and_its_bases() {
+    let project = load("monorepo");
+    let dependant = project.images.values().find(|i| !i.depends_on.is_empty()).unwrap();
+    let opts = Options { backend: None, version: Some("1.0.0".into()), only: vec![dependant.key.clone()], load: false };
+    let p = plan::plan(&project, &HostFacts::fixed(), &opts).unwrap();
+    let images: std::collections::BTreeSet<_> = p.steps.iter().filter_map(|s| s.image.clone()).collect();
+    let mut expected: std::collections::BTreeSet<String> = dependant.depends_on.iter().cloned().collect();
+    expected.insert(dependant.key.clone());
+    assert_eq!(images, expected);
+}
+
+#[test]
+fn plan_command_needs_a_version_and_says_how() {
+    let out = Test::new()
+        .args(["-f", example("seed-release").join("multiarch.toml").to_str().unwrap(), "plan"])
+        .env("GIT_DIR", "/nonexistent")
+        .code(2);
+    assert!(out.stderr.contains("--version"), "{}", out.stderr);
+    let out = Test::new()
+        .args(["-f", example("seed-release").join("multiarch.toml").to_str().unwrap(), "plan", "--version", "1.2.3", "--format", "json"])
+        .code(0);
+    let p: Plan = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(p.version.as_deref(), Some("1.2.3"));
+}
+
+#[test]
+fn saved_plan_of_another_version_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("plan.json");
+    std::fs::write(&f, r#"{"format-version": 999, "steps": []}"#).unwrap();
+    let err = plan::load(&f).unwrap_err();
+    assert_eq!(err.exit_code(), 2);
+    assert!(err.to_string().contains("format version 999"));
+}

@@ -1,0 +1,363 @@
+//! The buildx backend: one `docker buildx build` per image for all its platforms, on a
+//! docker-container (or remote, kubernetes, multi-node) builder, pushed by digest; tags
+//! written with `docker buildx imagetools create`, which also copies across registries.
+//!
+//! Command lines follow the buildx reference (`docker buildx create`, `build`,
+//! `imagetools create`): every build names its output (`--output type=image,...,push=true` or
+//! `--load`), so the "build result will only remain in the build cache" trap cannot happen.
+
+use crate::config::{Driver, Emulation};
+use crate::error::{Error, Problem, Result};
+use crate::model::{Cache, Image};
+use crate::plan::{process, slug, Action, Capture, Phase, Process, Steps};
+use crate::platform::{join, Platform};
+use crate::release::Publication;
+
+use super::{anchor_tag, args_and_labels, context_path, emulated, logins, network_flag, qemu_step, Context};
+
+fn driver_name(d: Driver) -> &'static str {
+    match d {
+        Driver::DockerContainer => "docker-container",
+        Driver::Remote => "remote",
+        Driver::Kubernetes => "kubernetes",
+        Driver::Docker => "docker",
+    }
+}
+
+fn s(v: &[&str]) -> Vec<String> {
+    v.iter().map(|x| x.to_string()).collect()
+}
+
+/// Builder set-up: create it (with its nodes) unless it already exists.
+fn builder_steps(ctx: &Context, steps: &mut Steps) -> Result<Vec<String>> {
+    let b = &ctx.project.builder;
+    if b.driver == Driver::Docker {
+        return Ok(Vec::new()); // the engine's own builder: nothing to create
+    }
+    let probe = s(&["docker", "buildx", "inspect", &b.name]);
+    let covered: Vec<Platform> = b.nodes.iter().flat_map(|n| n.platforms.clone()).collect();
+    let uncovered: Vec<Platform> = ctx.all_platforms().into_iter().filter(|p| !covered.contains(p)).collect();
+    let mut base = s(&["buildx", "create", "--name", &b.name, "--driver", driver_name(b.driver)]);
+    if b.driver == Driver::DockerContainer && ctx.pushed_registries().iter().any(|r| r.plain_http) {
+        // BuildKit runs in a container: host networking lets it reach loopback registries.
+        base.extend(s(&["--driver-opt", "network=host"]));
+    }
+    let mut ids: Vec<String> = Vec::new();
+    let add = |steps: &mut Steps, id: String, desc: String, args: Vec<String>, prev: &[String]| -> String {
+        let step = process(id, Phase::Setup, desc, "docker", args)
+            .needs(prev.iter().cloned())
+            .with_process(|p| p.skip_if = Some(probe.clone()));
+        steps.add(step)
+    };
+    if b.nodes.is_empty() {
+        if b.driver == Driver::Remote {
+            return Err(Error::invalid(
+                Problem::new("[builder] driver = \"remote\" needs the BuildKit endpoint")
+                    .help("add a [[builder.nodes]] entry with endpoint = \"tcp://buildkitd:1234\" and its platforms"),
+            ));
+        }
+        let mut args = base.clone();
+        args.push("--bootstrap".into());
+        let id = add(steps, "builder".into(), format!("create builder {} ({} driver), unless it exists", b.name, driver_name(b.driver)), args, &[]);
+        ids.push(id);
+        return Ok(ids);
+    }
+    let mut first = true;
+    if !uncovered.is_empty() && b.driver != Driver::Remote {
+        let mut args = base.clone();
+        let node = format!("{}-local", b.name);
+        args.extend(["--node".into(), node.clone(), "--platform".into(), join(&uncovered)]);
+        let id = add(steps, "builder".into(), format!("create builder {} with local node {node} for {}", b.name, join(&uncovered)), args, &[]);
+        ids.push(id);
+        first = false;
+    }
+    for n in &b.nodes {
+        let mut args = if first { base.clone() } else { s(&["buildx", "create", "--name", &b.name, "--append"]) };
+        args.extend(["--node".into(), n.name.clone(), "--platform".into(), join(&n.platforms), n.endpoint.clone()]);
+        let desc = format!("{} node {} ({}) for {}", if first { "create builder with" } else { "append" }, n.name, n.endpoint, join(&n.platforms));
+        let id = add(steps, format!("builder-node-{}", slug(&n.name)), desc, args, &ids);
+        ids.push(id);
+        first = false;
+    }
+    Ok(ids)
+}
+
+fn cache_flags(image: &Image, primary: &Publication) -> Vec<String> {
+    match &image.cache {
+        Cache::None => vec![],
+        Cache::Registry => {
+            let r = format!("{}:buildcache", primary.name());
+            vec![
+                "--cache-from".into(),
+                format!("type=registry,ref={r}"),
+                "--cache-to".into(),
+                format!("type=registry,ref={r},mode=max"),
+            ]
+        }
+        Cache::Gha => {
+            let scope = slug(&image.key);
+            vec![
+                "--cache-from".into(),
+                format!("type=gha,scope={scope}"),
+                "--cache-to".into(),
+                format!("type=gha,scope={scope},mode=max"),
+            ]
+        }
+        Cache::Local(dir) => vec![
+            "--cache-from".into(),
+            format!("type=local,src={}", dir.display()),
+            "--cache-to".into(),
+            format!("type=local,dest={},mode=max", dir.display()),
+        ],
+    }
+}
+
+/// Plans a release (or a `--load` try-out) with buildx.
+pub fn plan(ctx: &Context, steps: &mut Steps) -> Result<()> {
+    let b = &ctx.project.builder;
+    let builder_ids = builder_steps(ctx, steps)?;
+    let covered: Vec<Platform> = b.nodes.iter().flat_map(|n| n.platforms.clone()).collect();
+    let emu = emulated(ctx, &covered)?;
+    let mut setup = builder_ids.clone();
+    if b.emulation != Emulation::Never {
+        if let Some(q) = qemu_step("docker", &emu) {
+            setup.push(steps.add(q));
+        }
+    }
+    let login_ids = logins(ctx, steps, "docker");
+    let mut build_ids: std::collections::HashMap<String, Vec<String>> = Default::default();
+    let meta_dir = ctx.project.root.join(".multiarch").join("meta");
+    for image in ctx.images() {
+        let pubs = ctx.publications(&image.key);
+        let primary = ctx.primary(image, &pubs);
+        let (context, link) = context_path(ctx, image);
+        let mut needs: Vec<String> = setup.clone();
+        if let Some(l) = link {
+            needs.push(steps.add(l));
+        }
+        for d in &image.depends_on {
+            needs.extend(build_ids.get(d).cloned().unwrap_or_default());
+        }
+        let mut common = s(&["buildx", "build"]);
+        if b.driver != Driver::Docker {
+            common.extend(["--builder".into(), b.name.clone()]);
+        }
+        if ctx.load {
+            let ids = plan_load(ctx, steps, image, &pubs, primary, &context, &common, &needs);
+            build_ids.insert(image.key.clone(), ids);
+            continue;
+        }
+        needs.extend(login_ids.iter().cloned());
+        let reg = ctx.registry(&primary.registry);
+        let mut args = common.clone();
+        args.extend(["--platform".into(), join(&image.platforms)]);
+        args.extend(["--file".into(), image.dockerfile.display().to_string()]);
+        args.extend(args_and_labels(image));
+        args.extend(network_flag(image));
+        for d in &image.depends_on {
+            let dep = ctx.project.images.get(d).expect("resolved");
+            let dpubs = ctx.publications(d);
+            let dprimary = ctx.primary(dep, &dpubs);
+            args.extend([
+                "--build-context".into(),
+                format!("{d}=docker-image://{}@${{digest.{}}}", dprimary.name(), slug(d)),
+            ]);
+        }
+        args.extend(cache_flags(image, primary));
+        let mut output = format!("type=image,name={},push-by-digest=true,name-canonical=true,push=true", primary.name());
+        if reg.plain_http {
+            output.push_str(",registry.insecure=true");
+        }
+        let meta = meta_dir.join(format!("{}.json", slug(&image.key)));
+        args.extend(["--output".into(), output]);
+        args.extend(["--metadata-file".into(), meta.display().to_string()]);
+        args.extend(["--progress".into(), "plain".into()]);
+        args.push(context.display().to_string());
+        let build = process(
+            format!("build-{}", slug(&image.key)),
+            Phase::Build,
+            format!("build {} for {} and push it by digest to {}", image.key, join(&image.platforms), primary.name()),
+            "docker",
+            args,
+        )
+        .needs(needs)
+        .image(&image.key)
+        .registry(&primary.registry)
+        .with_process(|p| {
+            p.cwd = Some("/".into());
+            p.captures = Some(Capture {
+                name: slug(&image.key),
+                metadata_file: meta.clone(),
+            });
+        });
+        let build_id = steps.add(build);
+        build_ids.insert(image.key.clone(), vec![build_id.clone()]);
+        // Immutable tags, per registry, from the pushed index.
+        for publ in &pubs {
+            let mut tags: Vec<String> = publ.tags.iter().filter(|t| !t.floating).map(|t| t.name.clone()).collect();
+            if tags.is_empty() {
+                tags.push(anchor_tag(publ, ctx.release));
+            }
+            let mut args = s(&["buildx", "imagetools", "create"]);
+            if publ.platforms.len() != image.platforms.len() {
+                args.extend(["--platform".into(), join(&publ.platforms)]);
+            }
+            for t in &tags {
+                args.extend(["--tag".into(), format!("{}:{t}", publ.name())]);
+            }
+            args.push(format!("{}@${{digest.{}}}", primary.name(), slug(&image.key)));
+            let step = process(
+                format!("tag-{}-{}", slug(&image.key), slug(&publ.registry)),
+                Phase::Tag,
+                format!("write {}:{} ({})", publ.name(), tags.join(","), join(&publ.platforms)),
+                "docker",
+                args,
+            )
+            .needs([build_id.clone()])
+            .image(&image.key)
+            .registry(&publ.registry)
+            .with_process(|p| p.retry = true);
+            steps.add(step);
+        }
+    }
+    Ok(())
+}
+
+/// `--load`: the local image store of a classic engine holds one platform per tag, so each
+/// platform is built and loaded under an arch-suffixed tag, and the host's platform also gets
+/// the release's names with `docker tag`. With the containerd image store, one build loads all.
+#[allow(clippy::too_many_arguments)]
+fn plan_load(
+    ctx: &Context,
+    steps: &mut Steps,
+    image: &Image,
+    pubs: &[&Publication],
+    primary: &Publication,
+    context: &std::path::Path,
+    common: &[String],
+    needs: &[String],
+) -> Vec<String> {
+    let anchor = anchor_tag(primary, ctx.release);
+    let names: Vec<String> = pubs
+        .iter()
+        .flat_map(|p| p.tags.iter().map(move |t| format!("{}:{}", p.name(), t.name)))
+        .collect();
+    let mut base_args = common.to_vec();
+    base_args.extend(["--file".into(), image.dockerfile.display().to_string()]);
+    base_args.extend(args_and_labels(image));
+    base_args.extend(network_flag(image));
+    if ctx.facts.containerd_store {
+        let mut args = base_args.clone();
+        args.extend(["--platform".into(), join(&image.platforms)]);
+        for d in &image.depends_on {
+            let dep = &ctx.project.images[d];
+            let dp = ctx.publications(d);
+            let dprim = ctx.primary(dep, &dp);
+            args.extend(["--build-context".into(), format!("{d}=docker-image://{}:{}", dprim.name(), anchor_tag(dprim, ctx.release))]);
+        }
+        for n in &names {
+            args.extend(["--tag".into(), n.clone()]);
+        }
+        args.extend(["--load".into(), "--progress".into(), "plain".into(), context.display().to_string()]);
+        let step = process(
+            format!("load-{}", slug(&image.key)),
+            Phase::Build,
+            format!("build {} for {} into the local containerd image store", image.key, join(&image.platforms)),
+            "docker",
+            args,
+        )
+        .needs(needs.iter().cloned())
+        .image(&image.key)
+        .with_process(|p| p.cwd = Some("/".into()));
+        return vec![steps.add(step)];
+    }
+    let mut ids = Vec::new();
+    for p in &image.platforms {
+        let local = format!("{}:{anchor}-{}", primary.name(), p.tag_suffix());
+        let mut args = base_args.clone();
+        args.extend(["--platform".into(), p.to_string()]);
+        for d in &image.depends_on {
+            let dep = &ctx.project.images[d];
+            let dp = ctx.publications(d);
+            let dprim = ctx.primary(dep, &dp);
+            args.extend([
+                "--build-context".into(),
+                format!("{d}=docker-image://{}:{}-{}", dprim.name(), anchor_tag(dprim, ctx.release), p.tag_suffix()),
+            ]);
+        }
+        args.extend(["--tag".into(), local.clone(), "--load".into(), "--progress".into(), "plain".into()]);
+        args.push(context.display().to_string());
+        let id = steps.add(
+            process(
+                format!("load-{}-{}", slug(&image.key), slug(&p.to_string())),
+                Phase::Build,
+                format!("build {} for {p} and load it as {local}", image.key),
+                "docker",
+                args,
+            )
+            .needs(needs.iter().cloned())
+            .image(&image.key)
+            .with_process(|pr| pr.cwd = Some("/".into())),
+        );
+        ids.push(id.clone());
+        if *p == host_choice(ctx, image) {
+            ids.extend(local_tags(steps, image, &local, &names, &id, "docker"));
+        }
+    }
+    ids
+}
+
+/// The platform whose image gets the release's own names locally: the host's if built, else
+/// the first one.
+pub fn host_choice(ctx: &Context, image: &Image) -> Platform {
+    image
+        .platforms
+        .iter()
+        .find(|p| ctx.facts.native.runs_natively(p) && p.arch == ctx.facts.native.arch)
+        .or_else(|| image.platforms.first())
+        .cloned()
+        .expect("images have platforms")
+}
+
+/// `docker tag` steps that give a loaded image the registry names, locally.
+pub fn local_tags(steps: &mut Steps, image: &Image, local: &str, names: &[String], after: &str, program: &str) -> Vec<String> {
+    let mut ids = Vec::new();
+    for (i, n) in names.iter().enumerate() {
+        let id = steps.add(
+            process(
+                format!("local-tag-{}-{i}", slug(&image.key)),
+                Phase::Build,
+                format!("name {local} {n} locally"),
+                program,
+                vec!["tag".into(), local.into(), n.clone()],
+            )
+            .needs([after.to_string()])
+            .image(&image.key),
+        );
+        ids.push(id);
+    }
+    ids
+}
+
+/// A floating tag: a carbon copy of the verified index (`imagetools create` with one index
+/// source keeps its digest).
+pub fn float(publ: &Publication, anchor: &str, tag: &str) -> Action {
+    Action::Process(Process {
+        program: "docker".into(),
+        args: vec![
+            "buildx".into(),
+            "imagetools".into(),
+            "create".into(),
+            "--tag".into(),
+            format!("{}:{tag}", publ.name()),
+            format!("{}:{anchor}", publ.name()),
+        ],
+        env: vec![],
+        set_env: Default::default(),
+        stdin: None,
+        cwd: None,
+        skip_if: None,
+        captures: None,
+        retry: true,
+    })
+}
