@@ -321,7 +321,7 @@ pub fn checks(project: &Project, image: &Image, text: &str) -> Vec<Check> {
                 findings.push(Check::warn(
                     id.clone(),
                     format!(
-                        "{name}:{}: downloads a {} build ({url}) without TARGETARCH/TARGETPLATFORM, so the {} image(s) get a binary that cannot run (the seed's wrong-architecture trap)",
+                        "{name}:{}: downloads the {} build ({url}) without TARGETARCH/TARGETPLATFORM, so the {} image(s) get a binary that cannot run (the seed's wrong-architecture trap)",
                         i.line,
                         arches.join("/"),
                         wrong.join(", ")
