@@ -64,7 +64,8 @@ pub fn verify_command(cli: &Cli, args: &VerifyArgs) -> Result<i32> {
     let project = Project::load(&cli.file)?;
     let facts = crate::host::probe(&project);
     let release = crate::release::expand(&project, &facts, args.version.as_deref(), &args.only)?;
-    let report = verify_publications(&project, &release.publications, TagFilter::All, args.deep);
+    let publications = select(release.publications, &project, &args.registries, &args.tags)?;
+    let report = verify_publications(&project, &publications, TagFilter::All, args.deep);
     match args.format {
         ReportFormat::Json => println!(
             "{}",
@@ -73,6 +74,74 @@ pub fn verify_command(cli: &Cli, args: &VerifyArgs) -> Result<i32> {
         ReportFormat::Text => print!("{}", report.render_text()),
     }
     Ok(if report.ok() { EXIT_OK } else { EXIT_FAILED })
+}
+
+/// Narrows publications to `--registry` names and `--tag` tags; a name that matches nothing is
+/// invalid input.
+fn select(
+    publications: Vec<crate::release::Publication>,
+    project: &Project,
+    registries: &[String],
+    tags: &[String],
+) -> Result<Vec<crate::release::Publication>> {
+    let mut problems = Vec::new();
+    for r in registries {
+        if !project.registries.contains_key(r) {
+            let help =
+                crate::suggest::did_you_mean(r, project.registries.keys().map(String::as_str))
+                    .map(|s| format!("did you mean \"{s}\"?"))
+                    .unwrap_or_else(|| {
+                        format!(
+                            "registries: {}",
+                            project
+                                .registries
+                                .keys()
+                                .cloned()
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )
+                    });
+            problems.push(
+                Problem::new(format!("--registry names unknown registry \"{r}\"")).help(help),
+            );
+        }
+    }
+    for t in tags {
+        if !publications
+            .iter()
+            .any(|p| p.tags.iter().any(|x| x.name == *t))
+        {
+            let all: Vec<&str> = publications
+                .iter()
+                .flat_map(|p| p.tags.iter().map(|x| x.name.as_str()))
+                .fold(Vec::new(), |mut v, n| {
+                    if !v.contains(&n) {
+                        v.push(n);
+                    }
+                    v
+                });
+            problems.push(
+                Problem::new(format!("--tag \"{t}\" is not a tag of this release")).help(format!(
+                    "this release publishes: {} (pass --version to choose the release)",
+                    all.join(", ")
+                )),
+            );
+        }
+    }
+    if !problems.is_empty() {
+        return Err(Error::Invalid(problems));
+    }
+    Ok(publications
+        .into_iter()
+        .filter(|p| registries.is_empty() || registries.contains(&p.registry))
+        .map(|mut p| {
+            if !tags.is_empty() {
+                p.tags.retain(|t| tags.contains(&t.name));
+            }
+            p
+        })
+        .filter(|p| !p.tags.is_empty())
+        .collect())
 }
 
 /// The project next to the command, if there is a valid one: its registries lend credentials
