@@ -197,8 +197,9 @@ pub fn froms(text: &str) -> Vec<From> {
         .collect()
 }
 
-/// Base images pulled from a registry: `FROM` images that are not an earlier stage, not
-/// `scratch`, not an image of this project, with global `ARG` defaults and the image's build
+/// Base images pulled from a registry for the target platforms: `FROM` images that are not an
+/// earlier stage, not `scratch`, not an image of this project, and not pulled for one fixed
+/// or the build platform (`--platform=`), with global `ARG` defaults and the image's build
 /// args substituted; images still holding a variable are left out.
 pub fn base_images(project: &Project, image: &Image, text: &str) -> Vec<(usize, String)> {
     let mut args: Vec<(String, String)> = image
@@ -235,6 +236,7 @@ pub fn base_images(project: &Project, image: &Image, text: &str) -> Vec<(usize, 
                 || lower.ends_with(&format!("/{}", i.repository))
         });
         if !img.is_empty()
+            && f.platform.is_none()
             && !img.contains('$')
             && lower != "scratch"
             && !stages.iter().any(|s| s.eq_ignore_ascii_case(&img))
@@ -466,10 +468,14 @@ depends-on = ["app"]
         let b = base_images(&p, &p.images["one"], df);
         assert_eq!(
             b,
-            vec![
-                (2, "golang:1.22".to_string()),
-                (7, "alpine:3.20".to_string())
-            ]
+            vec![(2, "golang:1.22".to_string())],
+            "--platform stages are pulled for one platform"
         );
+        let b = base_images(
+            &p,
+            &p.images["one"],
+            "FROM alpine:3.20\nFROM --platform=linux/amd64 debian\n",
+        );
+        assert_eq!(b, vec![(1, "alpine:3.20".to_string())]);
     }
 }
