@@ -413,3 +413,110 @@ fn podman_backend() {
         .unwrap()
         .contains("podman login 127.0.0.1:5001"));
 }
+
+fn registry_up(port: u16) -> bool {
+    std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+}
+
+/// Pushes a single-platform (amd64) image to the open registry: busybox imported with
+/// `docker import`, which labels it with the engine's own architecture.
+fn push_amd64_base(reference: &str) -> bool {
+    let busybox = Path::new("/var/lib/multiarch-test/busybox/amd64/busybox");
+    if !busybox.exists() {
+        return false;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(busybox, dir.path().join("busybox")).unwrap();
+    let tar = Command::new("tar")
+        .args([
+            "-C",
+            &dir.path().display().to_string(),
+            "-cf",
+            "-",
+            "busybox",
+        ])
+        .output()
+        .unwrap();
+    let mut import = Command::new(REAL_DOCKER)
+        .args(["import", "-", reference])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    import.stdin.take().unwrap().write_all(&tar.stdout).unwrap();
+    let ok = import.wait().unwrap().success()
+        && Command::new(REAL_DOCKER)
+            .args(["push", reference])
+            .output()
+            .is_ok_and(|o| o.status.success());
+    let _ = Command::new(REAL_DOCKER).args(["rmi", reference]).output();
+    ok
+}
+
+#[test]
+fn online_registries_and_base_platforms() {
+    let present = engine_present() && registry_up(5000) && registry_up(5001);
+    if !require(
+        "the engine and the registries on 127.0.0.1:5000/5001",
+        present,
+    ) {
+        return;
+    }
+    let base = "127.0.0.1:5000/multiarch-doctor-e2e/base:amd64-only";
+    assert!(push_amd64_base(base), "could not push {base}");
+    let dir = project(None);
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        format!("ARG BASE={base}\nFROM $BASE\nENTRYPOINT [\"/busybox\"]\n"),
+    )
+    .unwrap();
+    let conf = tempfile::tempdir().unwrap();
+
+    // no credentials: the 401 is named, with the registry
+    let out = doctor(dir.path(), conf.path())
+        .args(["doctor", "--online", "--format", "json"])
+        .run();
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    let r = parse(&out);
+    let auth = r.get("registry.auth");
+    assert_eq!(auth.status, "fail");
+    assert!(auth.summary.contains("127.0.0.1:5001") && auth.summary.contains("401 Unauthorized"));
+    let open = r.get("registry.open");
+    assert_eq!(open.status, "ok", "{open:?}");
+    // the open registry needs no login: no warning for it online
+    assert_eq!(r.get("credentials.open").status, "ok");
+    let b = r.get("base.app");
+    assert_eq!(b.status, "fail", "{b:?}");
+    assert!(b.summary.contains("Dockerfile:2") && b.summary.contains("has no linux/arm64"));
+    assert!(b.summary.contains("offers linux/amd64"), "{}", b.summary);
+
+    // wrong password: refused, 401, the variable named
+    let out = doctor(dir.path(), conf.path())
+        .env("MULTIARCH_DOCTOR_E2E_USER", "multiarch")
+        .env("MULTIARCH_DOCTOR_E2E_PASSWORD", "not-the-password")
+        .args(["doctor", "--online", "--format", "json"])
+        .run();
+    let r = parse(&out);
+    let auth = r.get("registry.auth");
+    assert_eq!(auth.status, "fail");
+    assert!(auth
+        .summary
+        .contains("refused the credentials from $MULTIARCH_DOCTOR_E2E_USER"));
+    assert!(!out.stdout.contains("not-the-password"));
+
+    // the right password: logged in
+    let out = doctor(dir.path(), conf.path())
+        .env("MULTIARCH_DOCTOR_E2E_USER", "multiarch")
+        .env("MULTIARCH_DOCTOR_E2E_PASSWORD", "multiarch-secret-pw")
+        .args(["doctor", "--online", "--format", "json"])
+        .run();
+    let r = parse(&out);
+    assert_eq!(
+        r.get("registry.auth").status,
+        "ok",
+        "{:?}",
+        r.get("registry.auth")
+    );
+    assert!(!out.stdout.contains("multiarch-secret-pw"));
+}
