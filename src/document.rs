@@ -43,9 +43,12 @@ impl From<usize> for Seg {
 /// Builds a key path: `path!["images", key, "platforms", 2]`.
 #[macro_export]
 macro_rules! path {
-    ($($seg:expr),* $(,)?) => {
-        vec![$($crate::document::Seg::from($seg)),*]
-    };
+    ($($seg:expr),* $(,)?) => {{
+        // Bound, then returned: callers often borrow the path at once, and a bare `&vec![..]`
+        // would make clippy ask for an array at every call site.
+        let path: Vec<$crate::document::Seg> = vec![$($crate::document::Seg::from($seg)),*];
+        path
+    }};
 }
 
 /// Renders a key path as a user writes it: `images.scorer.platforms[2]`.
@@ -100,11 +103,14 @@ impl Document {
             let off = e.utf8_error().valid_up_to();
             let text = String::from_utf8_lossy(e.as_bytes()).into_owned();
             let (line, col) = crate::error::line_col(&text, off);
+            let byte = e.as_bytes().get(off).copied().unwrap_or(0);
             Error::invalid(
                 Problem::new(format!(
-                    "{name}:{line}:{col}: the file is not valid UTF-8 (byte offset {off})"
+                    "{name}:{line}:{col}: the file is not valid UTF-8 (byte 0x{byte:02X} at offset {off})"
                 ))
-                .help("save the file as UTF-8"),
+                .help(
+                    "save the file as UTF-8; from Latin-1, for example: iconv -f latin1 -t utf-8 FILE > FILE.new",
+                ),
             )
         })?;
         Document::parse(name, path.to_path_buf(), text)
@@ -126,11 +132,25 @@ impl Document {
         }
         let tree = toml_edit::Document::parse(text).map_err(|e| {
             let msg = e.message().trim().to_string();
-            Error::invalid(
-                Problem::new(format!("TOML syntax error: {msg}"))
-                    .at(&source, e.span())
-                    .help("fix the TOML syntax; see https://toml.io for the format"),
-            )
+            let span = e.span();
+            let at = span
+                .clone()
+                .and_then(|s| source.text.get(s))
+                .unwrap_or("")
+                .trim()
+                .to_string();
+            let (message, help) = if msg.starts_with("duplicate key") && !at.is_empty() {
+                (
+                    format!("`{at}` is set twice in the same table"),
+                    "keep one of the two lines".to_string(),
+                )
+            } else {
+                (
+                    format!("TOML syntax error: {msg}"),
+                    "fix the TOML syntax here (a missing quote, bracket or comma is the usual cause); see https://toml.io".to_string(),
+                )
+            };
+            Error::invalid(Problem::new(message).at(&source, span).help(help))
         })?;
         Ok(Document { path, source, tree })
     }

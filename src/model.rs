@@ -278,8 +278,16 @@ impl Ctx<'_> {
         self.problems.push(p);
     }
 
-    fn at_key(&mut self, path: &[Seg], message: impl Into<String>, help: impl Into<Option<String>>) {
-        let p = self.doc.problem_at_key(path, message).maybe_help(help.into());
+    fn at_key(
+        &mut self,
+        path: &[Seg],
+        message: impl Into<String>,
+        help: impl Into<Option<String>>,
+    ) {
+        let p = self
+            .doc
+            .problem_at_key(path, message)
+            .maybe_help(help.into());
         self.problems.push(p);
     }
 
@@ -289,7 +297,10 @@ impl Ctx<'_> {
             self.at(
                 path,
                 format!("`{}` is empty", display_path(path)),
-                Some("list at least one platform, e.g. [\"linux/amd64\", \"linux/arm64\"]".to_string()),
+                Some(
+                    "list at least one platform, e.g. [\"linux/amd64\", \"linux/arm64\"]"
+                        .to_string(),
+                ),
             );
             return None;
         }
@@ -325,7 +336,10 @@ impl Ctx<'_> {
         if list.is_empty() {
             self.at(
                 path,
-                format!("`{}` is empty: nothing would be published", display_path(path)),
+                format!(
+                    "`{}` is empty: nothing would be published",
+                    display_path(path)
+                ),
                 Some("list at least one tag, e.g. [\"{{ version }}\", \"latest\"]".to_string()),
             );
             return None;
@@ -336,7 +350,11 @@ impl Ctx<'_> {
             let mut p = path.to_vec();
             p.push(Seg::Index(i));
             if list[..i].contains(s) {
-                self.at(&p, format!("tag \"{s}\" is listed twice"), Some("remove one".to_string()));
+                self.at(
+                    &p,
+                    format!("tag \"{s}\" is listed twice"),
+                    Some("remove one".to_string()),
+                );
                 ok = false;
                 continue;
             }
@@ -360,7 +378,10 @@ impl Ctx<'_> {
         if list.is_empty() {
             self.at(
                 path,
-                format!("`{}` is empty: nothing would be published", display_path(path)),
+                format!(
+                    "`{}` is empty: nothing would be published",
+                    display_path(path)
+                ),
                 Some("name at least one [registries.*] entry".to_string()),
             );
             return None;
@@ -383,17 +404,21 @@ impl Ctx<'_> {
                 self.at(&p, format!("unknown registry \"{r}\""), Some(help));
                 ok = false;
             } else if list[..i].contains(r) {
-                self.at(&p, format!("registry \"{r}\" is listed twice"), Some("remove one".to_string()));
+                self.at(
+                    &p,
+                    format!("registry \"{r}\" is listed twice"),
+                    Some("remove one".to_string()),
+                );
                 ok = false;
             }
         }
         ok.then(|| list.to_vec())
     }
 
+    /// Checks the name of an environment variable that holds a secret: a value that is not a
+    /// name may be the secret itself, so it is shown masked.
     fn env_name(&mut self, path: &[Seg], name: &str) -> bool {
-        let valid = !name.is_empty()
-            && !name.starts_with(|c: char| c.is_ascii_digit())
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        let valid = is_env_name(name);
         if !valid {
             let key = display_path(path);
             self.at(
@@ -408,6 +433,14 @@ impl Ctx<'_> {
     }
 }
 
+/// True for a POSIX-style environment variable name: letters, digits and '_', not starting
+/// with a digit.
+fn is_env_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
 /// Shows a value that may be a secret without revealing it.
 fn mask(s: &str) -> String {
     if s.len() <= 4 {
@@ -419,9 +452,48 @@ fn mask(s: &str) -> String {
 
 fn valid_name(s: &str) -> bool {
     !s.is_empty()
-        && s.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && s.chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
         && s.chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.'))
+}
+
+/// An environment variable name close to `s` (`APP VERSION` -> `APP_VERSION`).
+fn env_suggestion(s: &str) -> String {
+    let mut out: String = s
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if out.is_empty() || out.starts_with(|c: char| c.is_ascii_digit()) {
+        out.insert(0, '_');
+    }
+    out
+}
+
+/// Removes `.` and resolves `..` without touching the file system, so that plans show
+/// `/app/Dockerfile` rather than `/app/./Dockerfile`.
+pub fn lexical(p: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    out.push("..");
+                }
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
 }
 
 /// Makes a folder name a valid project name (`My App` -> `my-app`).
@@ -527,17 +599,48 @@ pub fn resolve(doc: &Document) -> Result<Project, Error> {
         None | Some("git-tag") => VersionSource::GitTag,
         Some(s) if s.starts_with("env:") => {
             let var = &s[4..];
-            cx.env_name(&path!["release", "version-from"], var);
+            if !is_env_name(var) {
+                cx.at(
+                    &path!["release", "version-from"],
+                    format!("\"{var}\" in `release.version-from` is not an environment variable name"),
+                    Some(format!(
+                        "variable names are letters, digits and '_', not starting with a digit, e.g. \"env:{}\"",
+                        env_suggestion(var)
+                    )),
+                );
+            }
             VersionSource::Env(var.to_string())
         }
         Some(s) => {
             let p = path!["release", "version-from"];
             if s.trim().is_empty() {
-                cx.at(&p, "`release.version-from` is empty", Some("write \"git-tag\", \"env:NAME\" or a version like \"1.0.0\"".to_string()));
+                cx.at(
+                    &p,
+                    "`release.version-from` is empty",
+                    Some("write \"git-tag\", \"env:NAME\" or a version like \"1.0.0\"".to_string()),
+                );
+            } else if !s
+                .strip_prefix(rel.tag_prefix.as_deref().unwrap_or("v"))
+                .unwrap_or(s)
+                .starts_with(|c: char| c.is_ascii_digit())
+            {
+                // "tag", "latest", "main": a word where a version belongs is a mistake (most
+                // often for "git-tag"); a release version starts with a number.
+                let hint = did_you_mean(s, ["git-tag"])
+                    .map(|g| format!("did you mean \"{g}\"? "))
+                    .unwrap_or_default();
+                cx.at(
+                    &p,
+                    format!("`release.version-from` cannot be \"{s}\": it is neither \"git-tag\", \"env:NAME\" nor a version"),
+                    Some(format!("{hint}write \"git-tag\" (the tag on HEAD), \"env:NAME\" or a version like \"1.0.0\"")),
+                );
             } else if let Err(e) = reference::validate_tag(s.trim_start_matches('v')) {
                 cx.at(
                     &p,
-                    format!("\"{s}\" is neither \"git-tag\", \"env:NAME\" nor a usable version: {}", e.message),
+                    format!(
+                        "\"{s}\" is neither \"git-tag\", \"env:NAME\" nor a usable version: {}",
+                        e.message
+                    ),
                     Some("write \"git-tag\", \"env:NAME\" or a version like \"1.0.0\"".to_string()),
                 );
             }
@@ -579,7 +682,9 @@ pub fn resolve(doc: &Document) -> Result<Project, Error> {
         };
         if let Some(ns) = &r.namespace {
             if let Err(e) = validate_repository(ns) {
-                cx.at(&path!["registries", rname, "namespace"], format!("namespace: {}", e.message), e.help);
+                // The checks are a repository's; the message names what the user wrote.
+                let message = e.message.replacen("repository", "namespace", 1);
+                cx.at(&path!["registries", rname, "namespace"], message, e.help);
             }
         } else if host == reference::DOCKER_HUB {
             cx.at_key(
@@ -588,16 +693,28 @@ pub fn resolve(doc: &Document) -> Result<Project, Error> {
                 Some("Docker Hub repositories live under a user or organisation: add namespace = \"your-user\"".to_string()),
             );
         }
-        for (key, v) in [("username-env", &r.username_env), ("password-env", &r.password_env)] {
+        for (key, v) in [
+            ("username-env", &r.username_env),
+            ("password-env", &r.password_env),
+        ] {
             if let Some(v) = v {
                 cx.env_name(&path!["registries", rname, key], v);
             }
         }
+        // A `password = ...` set aside above already explains the missing `password-env`.
+        let secret_set_aside = cx.pruned.iter().any(|p| {
+            p.len() == 3
+                && p[..2] == base[..]
+                && matches!(&p[2], Seg::Key(k) if k.contains("password") || k.contains("token") || k.contains("user"))
+        });
         match (&r.username_env, &r.password_env) {
+            _ if secret_set_aside => {}
             (Some(_), None) | (None, Some(_)) => cx.at_key(
                 &base,
                 format!("registry \"{rname}\" names only one of `username-env` and `password-env`"),
-                Some("name both, or neither (then credentials come from `docker login`)".to_string()),
+                Some(
+                    "name both, or neither (then credentials come from `docker login`)".to_string(),
+                ),
             ),
             _ => {}
         }
@@ -644,7 +761,12 @@ pub fn resolve(doc: &Document) -> Result<Project, Error> {
 
     // [images.*]
     let raw_images = raw.images.clone().unwrap_or_default();
-    if raw_images.is_empty() && !cx.was_pruned(&path!["images"]) {
+    // `[image.app]` set aside as an unknown key already says where the images went.
+    let misspelt_images = cx
+        .pruned
+        .iter()
+        .any(|p| matches!(p.as_slice(), [Seg::Key(k)] if did_you_mean(k, ["images"]).is_some()));
+    if raw_images.is_empty() && !cx.was_pruned(&path!["images"]) && !misspelt_images {
         cx.problems.push(
             Problem::new(format!("{} declares no images", doc.source.name)).help(
                 "add one, e.g.\n[images.app]\ncontext = \".\"\nplatforms = [\"linux/amd64\", \"linux/arm64\"]",
@@ -656,21 +778,32 @@ pub fn resolve(doc: &Document) -> Result<Project, Error> {
         let base = path!["images", key];
         let p = |k: &str| path!["images", key, k];
         let context_rel = im.context.clone().unwrap_or_else(|| ".".into());
-        let context = root.join(&context_rel);
+        let context = lexical(&root.join(&context_rel));
         if !context.is_dir() {
-            let at = if im.context.is_some() { p("context") } else { base.clone() };
+            let at = if im.context.is_some() {
+                p("context")
+            } else {
+                base.clone()
+            };
             cx.at(
                 &at,
                 format!("build context \"{context_rel}\" of image \"{key}\" is not a folder"),
-                Some(format!("create it, or fix the path; it is relative to {}", root.display())),
+                Some(format!(
+                    "create it, or fix the path; it is relative to {}",
+                    root.display()
+                )),
             );
         }
         let dockerfile = match &im.dockerfile {
-            Some(d) => root.join(d),
+            Some(d) => lexical(&root.join(d)),
             None => context.join("Dockerfile"),
         };
         if context.is_dir() && !dockerfile.is_file() {
-            let at = if im.dockerfile.is_some() { p("dockerfile") } else { base.clone() };
+            let at = if im.dockerfile.is_some() {
+                p("dockerfile")
+            } else {
+                base.clone()
+            };
             let shown = im
                 .dockerfile
                 .clone()
@@ -694,27 +827,46 @@ pub fn resolve(doc: &Document) -> Result<Project, Error> {
                     )),
                 )
             };
-            cx.at_key(&at, format!("image \"{key}\": {}", e.message), help);
+            if im.repository.is_some() {
+                cx.at(&at, format!("image \"{key}\": {}", e.message), help);
+            } else {
+                cx.at_key(&at, format!("image \"{key}\": {}", e.message), help);
+            }
         }
         let depends_on = im.depends_on.clone().unwrap_or_default();
         for (i, d) in depends_on.iter().enumerate() {
             let at = path!["images", key, "depends-on", i];
             if d == key {
-                cx.at(&at, format!("image \"{key}\" depends on itself"), Some("remove it from depends-on".to_string()));
+                cx.at(
+                    &at,
+                    format!("image \"{key}\" depends on itself"),
+                    Some("remove it from depends-on".to_string()),
+                );
             } else if !raw_images.contains_key(d) {
                 let help = did_you_mean(d, raw_images.keys().map(String::as_str))
                     .map(|s| format!("did you mean \"{s}\"?"))
                     .unwrap_or_else(|| {
-                        format!("images: {}", raw_images.keys().cloned().collect::<Vec<_>>().join(", "))
+                        format!(
+                            "images: {}",
+                            raw_images.keys().cloned().collect::<Vec<_>>().join(", ")
+                        )
                     });
-                cx.at(&at, format!("image \"{key}\" depends on unknown image \"{d}\""), Some(help));
+                cx.at(
+                    &at,
+                    format!("image \"{key}\" depends on unknown image \"{d}\""),
+                    Some(help),
+                );
             }
         }
         let platforms = match &im.platforms {
             Some(l) => cx.platforms(&p("platforms"), l),
             None => match &d_platforms {
                 Some(d) => d.clone(),
-                None if cx.was_pruned(&p("platforms")) || cx.was_pruned(&path!["defaults", "platforms"]) => None,
+                None if cx.was_pruned(&p("platforms"))
+                    || cx.was_pruned(&path!["defaults", "platforms"]) =>
+                {
+                    None
+                }
                 None => {
                     cx.at_key(
                         &base,
@@ -729,7 +881,11 @@ pub fn resolve(doc: &Document) -> Result<Project, Error> {
             Some(l) => cx.registry_refs(&p("registries"), l, &raw_regs),
             None => match &d_registries {
                 Some(d) => d.clone(),
-                None if cx.was_pruned(&p("registries")) || cx.was_pruned(&path!["defaults", "registries"]) => None,
+                None if cx.was_pruned(&p("registries"))
+                    || cx.was_pruned(&path!["defaults", "registries"]) =>
+                {
+                    None
+                }
                 None => {
                     cx.at_key(
                         &base,
@@ -768,7 +924,9 @@ pub fn resolve(doc: &Document) -> Result<Project, Error> {
 
         if let (Some(platforms), Some(regs)) = (&platforms, &regs) {
             for rname in regs {
-                let Some(reg) = registries.get(rname) else { continue };
+                let Some(reg) = registries.get(rname) else {
+                    continue;
+                };
                 if let Some(allowed) = &reg.platforms {
                     if !platforms.iter().any(|p| allowed.contains(p)) {
                         cx.at(
@@ -820,35 +978,74 @@ pub fn resolve(doc: &Document) -> Result<Project, Error> {
 
     // [builder]
     let rb = raw.builder.clone().unwrap_or_default();
-    let builder_name = rb.name.clone().unwrap_or_else(|| format!("multiarch-{name}"));
+    let builder_name = rb
+        .name
+        .clone()
+        .unwrap_or_else(|| format!("multiarch-{name}"));
     if rb.name.is_some() && !valid_name(&builder_name) {
-        cx.at(&path!["builder", "name"], format!("builder name \"{builder_name}\" is not valid"), Some("use lowercase letters, digits, '-', '_' or '.'".to_string()));
+        cx.at(
+            &path!["builder", "name"],
+            format!("builder name \"{builder_name}\" is not valid"),
+            Some("use lowercase letters, digits, '-', '_' or '.'".to_string()),
+        );
     }
     let mut nodes: Vec<Node> = Vec::new();
     for (i, n) in rb.nodes.clone().unwrap_or_default().iter().enumerate() {
         let base = path!["builder", "nodes", i];
         let nname = n.name.clone().unwrap_or_else(|| format!("node{i}"));
         if !valid_name(&nname) {
-            cx.at(&path!["builder", "nodes", i, "name"], format!("node name \"{nname}\" is not valid"), Some("use lowercase letters, digits, '-', '_' or '.'".to_string()));
+            cx.at(
+                &path!["builder", "nodes", i, "name"],
+                format!("node name \"{nname}\" is not valid"),
+                Some("use lowercase letters, digits, '-', '_' or '.'".to_string()),
+            );
         }
         if nodes.iter().any(|o| o.name == nname) {
-            cx.at(&path!["builder", "nodes", i, "name"], format!("node name \"{nname}\" is used twice"), Some("give every node its own name".to_string()));
+            cx.at(
+                &path!["builder", "nodes", i, "name"],
+                format!("node name \"{nname}\" is used twice"),
+                Some("give every node its own name".to_string()),
+            );
         }
-        let Some(endpoint) = n.endpoint.clone() else {
-            cx.at(&base, format!("builder node \"{nname}\" has no `endpoint`"), Some("add endpoint = \"ssh://user@host\" (or tcp://host:2376, or a docker context name)".to_string()));
-            continue;
-        };
         let platforms = match &n.platforms {
-            Some(l) => cx.platforms(&path!["builder", "nodes", i, "platforms"], l).unwrap_or_default(),
+            Some(l) => cx
+                .platforms(&path!["builder", "nodes", i, "platforms"], l)
+                .unwrap_or_default(),
+            None if cx.was_pruned(&path!["builder", "nodes", i, "platforms"]) => Vec::new(),
             None => {
-                cx.at(&base, format!("builder node \"{nname}\" has no `platforms`"), Some("add the platforms it builds natively, e.g. platforms = [\"linux/arm64\"]".to_string()));
+                cx.at(
+                    &base,
+                    format!("builder node \"{nname}\" has no `platforms`"),
+                    Some(
+                        "add the platforms it builds natively, e.g. platforms = [\"linux/arm64\"]"
+                            .to_string(),
+                    ),
+                );
                 Vec::new()
             }
         };
-        nodes.push(Node { name: nname, endpoint, platforms });
+        let Some(endpoint) = n.endpoint.clone() else {
+            if cx.was_pruned(&path!["builder", "nodes", i, "endpoint"]) {
+                continue;
+            }
+            cx.at(&base, format!("builder node \"{nname}\" has no `endpoint`"), Some("add endpoint = \"ssh://user@host\" (or tcp://host:2376, or a docker context name)".to_string()));
+            continue;
+        };
+        nodes.push(Node {
+            name: nname,
+            endpoint,
+            platforms,
+        });
     }
     if !nodes.is_empty() && rb.driver == Some(Driver::Docker) {
-        cx.at(&path!["builder", "driver"], "the \"docker\" driver cannot have extra nodes", Some("use driver = \"docker-container\" (or \"remote\") for a multi-node builder".to_string()));
+        cx.at(
+            &path!["builder", "driver"],
+            "the \"docker\" driver cannot have extra nodes",
+            Some(
+                "use driver = \"docker-container\" (or \"remote\") for a multi-node builder"
+                    .to_string(),
+            ),
+        );
     }
     let builder = Builder {
         name: builder_name,
@@ -860,13 +1057,30 @@ pub fn resolve(doc: &Document) -> Result<Project, Error> {
     // [ci.github]
     let gh = raw.ci.clone().and_then(|c| c.github).unwrap_or_default();
     let workflow = gh.workflow.clone().unwrap_or_else(|| "release".into());
-    if !valid_name(&workflow) {
-        cx.at(&path!["ci", "github", "workflow"], format!("workflow name \"{workflow}\" is not a valid file name"), Some("use lowercase letters, digits, '-', '_' or '.', without .yml".to_string()));
+    if let Some(stem) = workflow
+        .strip_suffix(".yml")
+        .or_else(|| workflow.strip_suffix(".yaml"))
+    {
+        cx.at(
+            &path!["ci", "github", "workflow"],
+            format!("workflow name \"{workflow}\" ends in its extension"),
+            Some(format!("write workflow = \"{stem}\"; multiarch adds .yml")),
+        );
+    } else if !valid_name(&workflow) {
+        cx.at(
+            &path!["ci", "github", "workflow"],
+            format!("workflow name \"{workflow}\" is not a valid file name"),
+            Some("use lowercase letters, digits, '-', '_' or '.', without .yml".to_string()),
+        );
     }
     let on_tags = gh.on_tags.clone().unwrap_or_else(|| vec!["v*".into()]);
     for (i, t) in on_tags.iter().enumerate() {
         if t.trim().is_empty() {
-            cx.at(&path!["ci", "github", "on-tags", i], "an empty tag pattern matches nothing", Some("write a pattern like \"v*\"".to_string()));
+            cx.at(
+                &path!["ci", "github", "on-tags", i],
+                "an empty tag pattern matches nothing",
+                Some("write a pattern like \"v*\"".to_string()),
+            );
         }
     }
     let mut runners = IndexMap::new();
@@ -880,6 +1094,9 @@ pub fn resolve(doc: &Document) -> Result<Project, Error> {
     }
 
     if !cx.problems.is_empty() {
+        // In file order, as a user fixes them; problems without a place (no images) last.
+        cx.problems
+            .sort_by_key(|p| p.span.as_ref().map_or(usize::MAX, |s| s.start));
         return Err(Error::Invalid(cx.problems));
     }
     Ok(Project {
@@ -926,10 +1143,17 @@ fn check_build_args(cx: &mut Ctx, path: &[Seg], args: &IndexMap<String, String>)
         let mut p = path.to_vec();
         p.push(Seg::Key(name.clone()));
         if !valid {
-            cx.at_key(&p, format!("build argument name \"{name}\" is not valid"), Some("build argument names are letters, digits and '_'".to_string()));
+            cx.at_key(
+                &p,
+                format!("build argument name \"{name}\" is not valid"),
+                Some("build argument names are letters, digits and '_'".to_string()),
+            );
         }
         let upper = name.to_ascii_uppercase();
-        if ["PASSWORD", "TOKEN", "SECRET"].iter().any(|w| upper.contains(w)) {
+        if ["PASSWORD", "TOKEN", "SECRET"]
+            .iter()
+            .any(|w| upper.contains(w))
+        {
             cx.at_key(
                 &p,
                 format!("build argument \"{name}\" looks like a secret; build arguments are stored in the image history"),
@@ -980,12 +1204,22 @@ fn check_cycles(cx: &mut Ctx, images: &IndexMap<String, config::RawImage>) {
     }
 }
 
-/// Refuses two images that would write the same repository:tag in one registry.
-fn check_collisions(cx: &mut Ctx, images: &IndexMap<String, Image>, registries: &IndexMap<String, Registry>) {
-    let mut seen: BTreeMap<(String, String), (String, String)> = BTreeMap::new();
+/// Refuses two images that would write the same repository:tag in one registry: the second
+/// release would silently replace the first one's index. One problem per pair of images and
+/// repository, listing every tag they share.
+fn check_collisions(
+    cx: &mut Ctx,
+    images: &IndexMap<String, Image>,
+    registries: &IndexMap<String, Registry>,
+) {
+    let mut seen: BTreeMap<(String, String), String> = BTreeMap::new();
+    // (earlier image, later image, repository) -> shared tags, in the order found.
+    let mut clashes: IndexMap<(String, String, String), Vec<String>> = IndexMap::new();
     for img in images.values() {
         for rname in &img.registries {
-            let Some(reg) = registries.get(rname) else { continue };
+            let Some(reg) = registries.get(rname) else {
+                continue;
+            };
             let repo = format!("{}/{}", reg.host, reg.repository(&img.repository));
             for t in &img.tags {
                 if t.variables.iter().any(|v| v == "image") {
@@ -993,18 +1227,49 @@ fn check_collisions(cx: &mut Ctx, images: &IndexMap<String, Image>, registries: 
                 }
                 let k = (repo.clone(), t.source.clone());
                 match seen.get(&k) {
-                    Some((other, _)) if other != &img.key => {
-                        cx.at(
-                            &path!["images", &img.key],
-                            format!("images \"{other}\" and \"{}\" would both publish {repo}:{}", img.key, t.source),
-                            Some("give one of them another `repository` (or tags that include {{ image }})".to_string()),
-                        );
+                    Some(other) if other != &img.key => {
+                        let tags = clashes
+                            .entry((other.clone(), img.key.clone(), repo.clone()))
+                            .or_default();
+                        if !tags.contains(&t.source) {
+                            tags.push(t.source.clone());
+                        }
                     }
                     _ => {
-                        seen.insert(k, (img.key.clone(), rname.clone()));
+                        seen.insert(k, img.key.clone());
                     }
                 }
             }
+        }
+    }
+    for ((first, second, repo), tags) in clashes {
+        let img = &images[&second];
+        let at = if cx
+            .doc
+            .get(&path!["images", &second, "repository"])
+            .is_some()
+        {
+            path!["images", &second, "repository"]
+        } else {
+            path!["images", &second]
+        };
+        let shown: Vec<String> = tags.iter().map(|t| format!("\"{t}\"")).collect();
+        let problem = format!(
+            "images \"{first}\" and \"{second}\" would both publish {repo} with the tag{} {}",
+            if tags.len() == 1 { "" } else { "s" },
+            shown.join(", ")
+        );
+        let help = format!(
+            "the later release would replace the other's image; give \"{second}\" its own repository, e.g. repository = \"{}\"",
+            {
+                let own = reference::suggest_repository(&second);
+                if own != img.repository { own } else { format!("{own}-2") }
+            }
+        );
+        if at.len() == 3 {
+            cx.at(&at, problem, Some(help));
+        } else {
+            cx.at_key(&at, problem, Some(help));
         }
     }
 }

@@ -230,7 +230,13 @@ impl FromStr for Platform {
         }
         let (os, arch, variant) = (parts[0], parts[1], parts.get(2).copied());
         if !KNOWN_OS.contains(&os) {
-            let help = if looks_like_arch(os) && parts.len() == 2 {
+            let help = if looks_like_arch(os) && parts.len() == 2 && KNOWN_OS.contains(&arch) {
+                // "arm64/linux": the two parts swapped.
+                format!(
+                    "the OS comes first: write \"{}\"",
+                    Platform::from_parts(arch, os, None)
+                )
+            } else if looks_like_arch(os) && parts.len() == 2 {
                 format!(
                     "the OS comes first: write \"{}\"",
                     Platform::from_parts("linux", os, Some(arch))
@@ -371,7 +377,9 @@ mod tests {
         let e = "linx/amd64".parse::<Platform>().unwrap_err();
         assert!(e.help.unwrap().contains("did you mean \"linux\""));
         let e = "arm64/linux".parse::<Platform>().unwrap_err();
-        assert!(e.help.unwrap().contains("linux/arm64"));
+        assert_eq!(e.help.unwrap(), "the OS comes first: write \"linux/arm64\"");
+        let e = "aarch64/linux".parse::<Platform>().unwrap_err();
+        assert_eq!(e.help.unwrap(), "the OS comes first: write \"linux/arm64\"");
         assert!("linux//amd64".parse::<Platform>().is_err());
         assert!("linux/amd64/v2/x".parse::<Platform>().is_err());
         assert!("Linux/AMD64".parse::<Platform>().is_err());

@@ -236,7 +236,10 @@ fn valid_component(c: &str) -> bool {
 /// Checks a repository path (`namespace/name`), component by component.
 pub fn validate_repository(path: &str) -> Result<(), RefError> {
     if path.is_empty() {
-        return Err(err("a repository name cannot be empty", None));
+        return Err(err(
+            "a repository name cannot be empty",
+            Some("write a name such as \"my-app\"".to_string()),
+        ));
     }
     for comp in path.split('/') {
         if comp.is_empty() {
@@ -249,6 +252,30 @@ pub fn validate_repository(path: &str) -> Result<(), RefError> {
             return Err(err(
                 format!("repository \"{path}\" has uppercase letters; Docker requires lowercase"),
                 Some(format!("write \"{}\"", path.to_ascii_lowercase())),
+            ));
+        }
+        let bad: Vec<String> = comp
+            .chars()
+            .filter(|c| {
+                !(c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'))
+            })
+            .map(|c| format!("{c:?}"))
+            .fold(Vec::new(), |mut acc, c| {
+                if !acc.contains(&c) {
+                    acc.push(c);
+                }
+                acc
+            });
+        if !bad.is_empty() {
+            return Err(err(
+                format!(
+                    "repository \"{path}\" contains {}, which Docker does not allow",
+                    bad.join(", ")
+                ),
+                Some(format!(
+                    "use lowercase letters, digits and '.', '_', '-' between them, e.g. \"{}\"",
+                    suggest_repository(path)
+                )),
             ));
         }
         if !valid_component(comp) {
@@ -274,11 +301,39 @@ pub fn validate_repository(path: &str) -> Result<(), RefError> {
     Ok(())
 }
 
+/// A valid repository path close to `path`: lowercase, every run of other characters made '-'.
+pub fn suggest_repository(path: &str) -> String {
+    let parts: Vec<String> = path
+        .split('/')
+        .filter(|c| !c.is_empty())
+        .map(|comp| {
+            let mut out = String::new();
+            for c in comp.chars() {
+                if c.is_ascii_alphanumeric() {
+                    out.push(c.to_ascii_lowercase());
+                } else if !out.ends_with('-') {
+                    out.push('-');
+                }
+            }
+            out.trim_matches('-').to_string()
+        })
+        .filter(|c| !c.is_empty())
+        .collect();
+    if parts.is_empty() {
+        "app".to_string()
+    } else {
+        parts.join("/")
+    }
+}
+
 /// Checks a registry host: a domain name, IPv4 or `[IPv6]`, with an optional port; no scheme,
 /// no path.
 pub fn validate_host(host: &str) -> Result<(), RefError> {
     if host.is_empty() {
-        return Err(err("a registry host cannot be empty", None));
+        return Err(err(
+            "a registry host cannot be empty",
+            Some("write one, e.g. host = \"ghcr.io\" or host = \"localhost:5000\"".to_string()),
+        ));
     }
     if let Some((scheme, rest)) = host.split_once("://") {
         return Err(err(
@@ -294,24 +349,32 @@ pub fn validate_host(host: &str) -> Result<(), RefError> {
             )),
         ));
     }
-    if host.contains('/') {
+    if let Some((name, path)) = host.split_once('/') {
         return Err(err(
             format!("registry host \"{host}\" contains a path"),
-            Some(
-                "put the path in `namespace`, e.g. host = \"ghcr.io\", namespace = \"org\""
-                    .to_string(),
-            ),
+            Some(format!(
+                "the path goes in `namespace`: host = \"{name}\", namespace = \"{}\"",
+                path.trim_matches('/')
+            )),
         ));
     }
     let (name, port) = if let Some(stripped) = host.strip_prefix('[') {
         match stripped.split_once(']') {
             Some((ip6, rest)) => {
                 if ip6.parse::<std::net::Ipv6Addr>().is_err() {
-                    return Err(err(format!("\"{host}\" is not a valid IPv6 host"), None));
+                    return Err(err(
+                        format!("\"{host}\" is not a valid IPv6 host"),
+                        Some("write an IPv6 address in brackets, e.g. \"[::1]:5000\"".to_string()),
+                    ));
                 }
                 (None, rest.strip_prefix(':'))
             }
-            None => return Err(err(format!("\"{host}\" is missing its closing ']'"), None)),
+            None => {
+                return Err(err(
+                    format!("\"{host}\" is missing its closing ']'"),
+                    Some("write an IPv6 address in brackets, e.g. \"[::1]:5000\"".to_string()),
+                ))
+            }
         }
     } else {
         match host.split_once(':') {
@@ -320,7 +383,11 @@ pub fn validate_host(host: &str) -> Result<(), RefError> {
         }
     };
     if let Some(p) = port {
-        if p.is_empty() || !p.chars().all(|c| c.is_ascii_digit()) || p.parse::<u16>().is_err() {
+        if p.is_empty()
+            || !p.chars().all(|c| c.is_ascii_digit())
+            || p.parse::<u16>().is_err()
+            || p == "0"
+        {
             return Err(err(
                 format!("\"{host}\" has an invalid port \"{p}\""),
                 Some("a port is a number from 1 to 65535".to_string()),
@@ -338,9 +405,7 @@ pub fn validate_host(host: &str) -> Result<(), RefError> {
         if !ok {
             return Err(err(
                 format!("\"{host}\" is not a valid registry host"),
-                Some(
-                    "a host is a domain name or IP address, with an optional :port".to_string(),
-                ),
+                Some("a host is a domain name or IP address, with an optional :port".to_string()),
             ));
         }
     }
@@ -388,7 +453,9 @@ pub fn validate_tag(tag: &str) -> Result<(), RefError> {
 /// Checks a digest `algorithm:hex` (sha256 with 64 hex digits, sha512 with 128).
 pub fn validate_digest(d: &str) -> Result<(), RefError> {
     let ok = match d.split_once(':') {
-        Some(("sha256", h)) => h.len() == 64 && h.chars().all(|c| matches!(c, '0'..='9' | 'a'..='f')),
+        Some(("sha256", h)) => {
+            h.len() == 64 && h.chars().all(|c| matches!(c, '0'..='9' | 'a'..='f'))
+        }
         Some(("sha512", h)) => {
             h.len() == 128 && h.chars().all(|c| matches!(c, '0'..='9' | 'a'..='f'))
         }
@@ -433,7 +500,12 @@ mod tests {
         assert_eq!(r.to_string(), format!("127.0.0.1:5000/app@{d}"));
         let r = ImageRef::parse("registry.lazycat.cloud/u04123229/you/app").unwrap();
         assert_eq!(r.repository, "u04123229/you/app");
-        assert!(ImageRef::parse("index.docker.io/library/busybox").unwrap().registry == "docker.io");
+        assert!(
+            ImageRef::parse("index.docker.io/library/busybox")
+                .unwrap()
+                .registry
+                == "docker.io"
+        );
     }
 
     #[test]
@@ -455,12 +527,22 @@ mod tests {
         for bad in ["", "-a", "a-", "a..b", "a___b", "_a", "a.", "a._b", "A"] {
             assert!(!valid_component(bad), "{bad}");
         }
-        assert!(validate_repository("Team/App").unwrap_err().help.unwrap().contains("team/app"));
+        assert!(validate_repository("Team/App")
+            .unwrap_err()
+            .help
+            .unwrap()
+            .contains("team/app"));
     }
 
     #[test]
     fn hosts() {
-        for ok in ["docker.io", "localhost:5000", "127.0.0.1:5000", "[::1]:5000", "my-reg.example.com"] {
+        for ok in [
+            "docker.io",
+            "localhost:5000",
+            "127.0.0.1:5000",
+            "[::1]:5000",
+            "my-reg.example.com",
+        ] {
             assert!(validate_host(ok).is_ok(), "{ok}");
         }
         let e = validate_host("https://ghcr.io").unwrap_err();
@@ -473,14 +555,24 @@ mod tests {
 
     #[test]
     fn tags() {
-        for ok in ["latest", "1.2.3", "v1.2.3-rc.1", "_x", "A_b-c.d", &"a".repeat(128)] {
+        for ok in [
+            "latest",
+            "1.2.3",
+            "v1.2.3-rc.1",
+            "_x",
+            "A_b-c.d",
+            &"a".repeat(128),
+        ] {
             assert!(validate_tag(ok).is_ok(), "{ok}");
         }
         assert!(validate_tag("").is_err());
         assert!(validate_tag(".x").is_err());
         assert!(validate_tag("-x").is_err());
         assert!(validate_tag(&"a".repeat(129)).is_err());
-        assert!(validate_tag("1.2.3+build").unwrap_err().message.contains("build metadata"));
+        assert!(validate_tag("1.2.3+build")
+            .unwrap_err()
+            .message
+            .contains("build metadata"));
         assert!(validate_tag("feature/x").is_err());
     }
 

@@ -17,7 +17,14 @@ use crate::suggest::did_you_mean;
 /// Keys that would hold a secret if they were allowed; the file only names environment
 /// variables.
 const SECRET_KEYS: &[&str] = &[
-    "password", "passwd", "token", "secret", "auth", "api-key", "access-token", "credentials",
+    "password",
+    "passwd",
+    "token",
+    "secret",
+    "auth",
+    "api-key",
+    "access-token",
+    "credentials",
 ];
 
 /// Prefixes of well-known access tokens, with what they are.
@@ -158,14 +165,30 @@ impl<'a> Walker<'a> {
             let help = match (expected, actual) {
                 ("array", "string") => Some(format!(
                     "write a list: {key} = [{}]",
-                    item.as_value().map(|v| v.to_string().trim().to_string()).unwrap_or_default()
+                    item.as_value()
+                        .map(|v| v.to_string().trim().to_string())
+                        .unwrap_or_default()
                 )),
                 ("string", "integer" | "number" | "boolean") => Some(format!(
                     "quote it: {key} = \"{}\"",
-                    item.as_value().map(|v| v.to_string().trim().to_string()).unwrap_or_default()
+                    item.as_value()
+                        .map(|v| v.to_string().trim().to_string())
+                        .unwrap_or_default()
                 )),
                 ("object", _) => Some(format!("write it as a table: [{here}]")),
-                _ => None,
+                ("boolean", "string") => Some(format!(
+                    "write {key} = true or {key} = false, without quotes"
+                )),
+                ("string", "object" | "array") => match only_string(item) {
+                    // `context = { path = "." }` or `target = ["runtime"]`: the one string
+                    // inside is almost certainly what was meant.
+                    Some(inner) => Some(format!("write the value alone: {key} = {inner:?}")),
+                    None => Some(format!("write one string: {key} = \"...\"")),
+                },
+                _ => Some(format!(
+                    "`{key}` takes {}; `multiarch schema` describes every key",
+                    describe(expected)
+                )),
             };
             let p = self
                 .doc
@@ -195,7 +218,9 @@ impl<'a> Walker<'a> {
                     for i in 0..len {
                         let child = match item {
                             Item::ArrayOfTables(a) => a.get(i).map(|t| Item::Table(t.clone())),
-                            Item::Value(Value::Array(a)) => a.get(i).map(|v| Item::Value(v.clone())),
+                            Item::Value(Value::Array(a)) => {
+                                a.get(i).map(|v| Item::Value(v.clone()))
+                            }
                             _ => None,
                         };
                         if let Some(child) = child {
@@ -272,10 +297,7 @@ impl<'a> Walker<'a> {
                 None => format!("known keys here: {}", names.join(", ")),
             };
             let help = if key.contains('_') && names.contains(&key.replace('_', "-").as_str()) {
-                format!(
-                    "keys are kebab-case: write `{}`",
-                    key.replace('_', "-")
-                )
+                format!("keys are kebab-case: write `{}`", key.replace('_', "-"))
             } else {
                 help
             };
@@ -307,9 +329,37 @@ impl<'a> Walker<'a> {
     }
 }
 
+/// The single string inside a table or list, if that is all it holds.
+fn only_string(item: &Item) -> Option<String> {
+    let mut strings: Vec<String> = Vec::new();
+    match item {
+        Item::Value(Value::Array(a)) => {
+            for v in a.iter() {
+                strings.push(v.as_str()?.to_string());
+            }
+        }
+        Item::Value(Value::InlineTable(t)) => {
+            for (_, v) in t.iter() {
+                strings.push(v.as_str()?.to_string());
+            }
+        }
+        Item::Table(t) => {
+            for (_, v) in t.iter() {
+                strings.push(v.as_str()?.to_string());
+            }
+        }
+        _ => return None,
+    }
+    (strings.len() == 1).then(|| strings.remove(0))
+}
+
 fn enumeration(schema: &Json) -> Option<Vec<String>> {
     if let Some(e) = schema.get("enum").and_then(Json::as_array) {
-        return Some(e.iter().filter_map(|v| v.as_str().map(String::from)).collect());
+        return Some(
+            e.iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect(),
+        );
     }
     let alts = schema
         .get("oneOf")
