@@ -32,6 +32,8 @@ pub fn environment() -> Environment<'static> {
         .build()
         .expect("the template syntax is valid");
     env.set_syntax(syntax);
+    // minijinja would JSON-escape values in `.yml` templates; quoting is explicit here instead.
+    env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.add_filter("sq", |s: String| shell_quote(&s));
     env.add_filter("json", |s: String| {
