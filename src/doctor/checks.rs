@@ -1069,3 +1069,44 @@ registries = ["hub", "local"]
             .contains("not a folder"));
     }
 }
+
+#[cfg(test)]
+mod preflight_tests {
+    use super::tests::{project_with, BASIC};
+    use crate::cli::BackendKind;
+    use crate::doctor::{any_failed, preflight, Status};
+    use crate::host::HostFacts;
+
+    #[test]
+    fn preflight_uses_the_planners_facts_only() {
+        let (_d, p) = project_with(BASIC, &[("Dockerfile", "FROM alpine\n")]);
+        let mut facts = HostFacts::fixed();
+        let c = preflight(&p, &facts, BackendKind::Buildx);
+        let ids: Vec<&str> = c.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            [
+                "engine.daemon",
+                "buildx.installed",
+                "emulation.linux/arm64",
+                "emulation.linux/s390x"
+            ]
+        );
+        assert!(any_failed(&c), "s390x has no handler in the fixed facts");
+        facts.binfmt.push("s390x".into());
+        assert!(!any_failed(&preflight(&p, &facts, BackendKind::Buildx)));
+        facts.buildx_version = None;
+        let c = preflight(&p, &facts, BackendKind::Buildx);
+        assert_eq!(c[1].status, Status::Fail);
+        assert!(!any_failed(&preflight(&p, &facts, BackendKind::Docker)));
+        facts.engine_version = None;
+        let c = preflight(&p, &facts, BackendKind::Docker);
+        assert_eq!(c[0].status, Status::Fail);
+        facts.podman_version = None;
+        let c = preflight(&p, &facts, BackendKind::Podman);
+        assert_eq!(
+            (c[0].id.as_str(), c[0].status),
+            ("engine.podman", Status::Fail)
+        );
+    }
+}
