@@ -132,7 +132,7 @@ pub fn plan(ctx: &Context, steps: &mut Steps) -> Result<()> {
         let primary = ctx.primary(image, &pubs);
         let (context, link) = context_path(ctx, image);
         let mut needs: Vec<String> = setup.clone();
-        if let Some(l) = link {
+        for l in link {
             needs.push(steps.add(l));
         }
         for d in &image.depends_on {

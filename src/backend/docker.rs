@@ -13,7 +13,7 @@ use crate::plan::{process, slug, Action, Copy, Phase, Steps};
 use crate::platform::join;
 
 use super::buildx::{host_choice, local_tags};
-use super::{anchor_tag, args_and_labels, context_path, emulated, logins, network_flag, qemu_step, Context};
+use super::{anchor_tag, args_and_labels, emulated, logins, network_flag, qemu_step, Context};
 
 /// Plans a release (or a `--load` try-out) with plain `docker build`.
 pub fn plan(ctx: &Context, steps: &mut Steps) -> Result<()> {
@@ -32,6 +32,9 @@ pub(crate) fn per_platform_plan(ctx: &Context, steps: &mut Steps, program: &str)
     }
     let login_ids = logins(ctx, steps, program);
     let mut built: std::collections::HashMap<String, Vec<String>> = Default::default();
+    // The last build that read each base's local short name: the next `tag` of that name
+    // waits for it, so parallel dependants never see each other's platform.
+    let mut last_use: std::collections::HashMap<String, String> = Default::default();
     for image in ctx.images() {
         let pubs = ctx.publications(&image.key);
         let primary = ctx.primary(image, &pubs);
@@ -46,11 +49,10 @@ pub(crate) fn per_platform_plan(ctx: &Context, steps: &mut Steps, program: &str)
                 format!("{}:{anchor}-{sfx}", ctx.primary(im, &ps).name())
             }
         };
-        let (context, link) = context_path(ctx, image);
+        // `docker build` and `podman build` take the context's path as it is: the non-ASCII
+        // session-name bug is buildx's alone. They run from an ASCII working directory too.
+        let context = image.context.clone();
         let mut needs = setup.clone();
-        if let Some(l) = link {
-            needs.push(steps.add(l));
-        }
         for d in &image.depends_on {
             needs.extend(built.get(d).cloned().unwrap_or_default());
         }
@@ -74,7 +76,7 @@ pub(crate) fn per_platform_plan(ctx: &Context, steps: &mut Steps, program: &str)
                         program,
                         vec!["tag".into(), local(d, &danchor, &sfx), target],
                     )
-                    .needs(needs.iter().cloned().chain(previous.clone()))
+                    .needs(needs.iter().cloned().chain(previous.clone()).chain(last_use.get(d).cloned()))
                     .image(&image.key),
                 );
                 pre.push(id);
@@ -105,6 +107,9 @@ pub(crate) fn per_platform_plan(ctx: &Context, steps: &mut Steps, program: &str)
                 step = step.needs(previous.clone());
             }
             let id = steps.add(step);
+            for d in &image.depends_on {
+                last_use.insert(d.clone(), id.clone());
+            }
             previous = Some(id.clone());
             ids.push(id.clone());
             if ctx.load && *p == host_choice(ctx, image) {

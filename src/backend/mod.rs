@@ -203,23 +203,34 @@ pub fn non_ascii(p: &Path) -> bool {
     !p.to_string_lossy().is_ascii()
 }
 
-/// Where the build context is reached from: the context itself, or an ASCII symlink under
-/// `.multiarch/ctx/` when its folder name is not ASCII (with the step that makes the link).
-pub fn context_path(ctx: &Context, image: &Image) -> (PathBuf, Option<Step>) {
+/// Where buildx reaches the build context from: the context itself, or an ASCII symlink under
+/// `.multiarch/ctx/` when its folder name is not ASCII (buildx issue 2793), with the steps that
+/// make the link.
+pub fn context_path(ctx: &Context, image: &Image) -> (PathBuf, Vec<Step>) {
     let base_ascii = image.context.file_name().is_none_or(|n| n.to_string_lossy().is_ascii());
     if base_ascii {
-        return (image.context.clone(), None);
+        return (image.context.clone(), Vec::new());
     }
-    let link = ctx.project.root.join(".multiarch").join("ctx").join(slug(&image.key));
-    let step = process(
+    let dir = ctx.project.root.join(".multiarch").join("ctx");
+    let link = dir.join(slug(&image.key));
+    let mkdir = process(
+        format!("link-dir-{}", slug(&image.key)),
+        Phase::Setup,
+        format!("make {} for the context link of {}", dir.display(), image.key),
+        "mkdir",
+        vec!["-p".into(), dir.display().to_string()],
+    )
+    .image(&image.key);
+    let ln = process(
         format!("link-context-{}", slug(&image.key)),
         Phase::Setup,
         format!("reach the context of {} through an ASCII symlink (buildx issue 2793)", image.key),
         "ln",
         vec!["-sfn".into(), image.context.display().to_string(), link.display().to_string()],
     )
+    .needs([mkdir.id.clone()])
     .image(&image.key);
-    (link, Some(step))
+    (link, vec![mkdir, ln])
 }
 
 /// `--build-arg` and `--label` flags, in file order.
