@@ -86,7 +86,7 @@ fn save_journal(plan: &Plan, j: &Journal) {
 
 /// Entry point of `multiarch apply`.
 pub fn command(cli: &Cli, args: &ApplyArgs) -> Result<i32> {
-    let (plan, project) = match &args.plan {
+    let (plan, project, facts) = match &args.plan {
         Some(path) => {
             let plan = plan::load(path)?;
             let project = Project::load(&plan.file).map_err(|e| match e {
@@ -99,19 +99,32 @@ pub fn command(cli: &Cli, args: &ApplyArgs) -> Result<i32> {
                 }
                 other => other,
             })?;
-            (plan, project)
+            let facts = (!args.dry_run).then(|| crate::host::probe(&project));
+            (plan, project, facts)
         }
         None => {
             let project = Project::load(&cli.file)?;
             let facts = crate::host::probe(&project);
             let plan = plan::plan(&project, &facts, &plan::Options::from(&args.selection))?;
-            (plan, project)
+            (plan, project, Some(facts))
         }
     };
     if args.dry_run {
         print!("{}", plan::render_text(&plan));
         eprintln!("dry run: nothing was run");
         return Ok(EXIT_OK);
+    }
+    // The fast part of `doctor`: engine, buildx, QEMU handlers, before anything is built.
+    if let Some(facts) = &facts {
+        let checks = crate::doctor::preflight(&project, facts, plan.backend);
+        if crate::doctor::any_failed(&checks) {
+            let problems = checks
+                .iter()
+                .filter(|c| c.status == crate::doctor::Status::Fail)
+                .map(|c| Problem::new(format!("this machine cannot run the plan: {}", c.summary)).maybe_help(c.fix.clone()))
+                .collect();
+            return Err(Error::Failed(problems));
+        }
     }
     let jobs = args
         .jobs

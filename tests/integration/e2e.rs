@@ -302,3 +302,18 @@ fn dry_run_touches_nothing() {
     assert!(raw_manifest(5000, &p.repo, "1.0.0").is_none());
     assert!(!p.dir.join(".multiarch/journal.json").exists());
 }
+
+#[test]
+fn apply_checks_the_machine_before_building() {
+    if !ready(false) {
+        return;
+    }
+    // buildx is not installed here: the default backend must stop before anything runs.
+    let p = project("preflight", |_, _| {});
+    let out = p.multiarch().args(["apply", "--version", "1.0.0"]).run();
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let msg = flat(&out.stderr);
+    assert!(msg.contains("buildx"), "{}", out.stderr);
+    assert!(!out.stderr.contains("start:"), "a step ran:\n{}", out.stderr);
+    assert!(raw_manifest(5000, &p.repo, "1.0.0").is_none());
+}
