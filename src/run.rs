@@ -7,7 +7,7 @@ use std::io::{IsTerminal, Write};
 use clap::Parser;
 
 use crate::cli::{Cli, Color, Command, SchemaArgs};
-use crate::error::{Error, Problem, Result, EXIT_INVALID, EXIT_OK};
+use crate::error::{Result, EXIT_INVALID, EXIT_OK};
 use crate::model::Project;
 
 /// Runs the program with these arguments and returns the process exit code.
@@ -94,7 +94,7 @@ pub fn summary(p: &Project) -> String {
 
 fn schema(args: &SchemaArgs) -> Result<i32> {
     let schema = if args.plan {
-        return Err(Error::failed(Problem::new("the plan schema is not built yet")));
+        crate::plan::schema()
     } else {
         crate::config::schema()
     };
