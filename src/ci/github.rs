@@ -342,11 +342,7 @@ fn is_docker_hub(host: &str) -> bool {
 fn login(reg: &Registry) -> Login {
     let registry = (!is_docker_hub(&reg.host)).then(|| reg.host.clone());
     let (username, password, note) = match (&reg.username_env, &reg.password_env) {
-        (Some(u), Some(p)) => (
-            Some(format!("${{{{ secrets.{u} }}}}")),
-            Some(format!("${{{{ secrets.{p} }}}}")),
-            None,
-        ),
+        (Some(u), Some(p)) => (Some(credential(u)), Some(credential(p)), None),
         _ if reg.host == "ghcr.io" => (
             Some("${{ github.actor }}".to_string()),
             Some("${{ secrets.GITHUB_TOKEN }}".to_string()),
@@ -369,6 +365,20 @@ fn login(reg: &Registry) -> Login {
         password,
         note,
     }
+}
+
+/// The expression giving a credential named by `username-env`/`password-env`: the secret of
+/// that name, except for the names GitHub reserves (no secret may start with `GITHUB_`), which
+/// are the run's own values: `GITHUB_TOKEN` the workflow token, `GITHUB_ACTOR` the actor, ...
+fn credential(name: &str) -> String {
+    let expr = match name {
+        "GITHUB_TOKEN" => "secrets.GITHUB_TOKEN".to_string(),
+        "GITHUB_ACTOR" => "github.actor".to_string(),
+        "GITHUB_TRIGGERING_ACTOR" => "github.triggering_actor".to_string(),
+        "GITHUB_REPOSITORY_OWNER" => "github.repository_owner".to_string(),
+        other => format!("secrets.{other}"),
+    };
+    format!("${{{{ {expr} }}}}")
 }
 
 fn runners(project: &Project) -> Vec<(Platform, String)> {
@@ -404,6 +414,23 @@ fn view(project: &Project, strategy: Strategy, script: tags::Script) -> Result<V
                 "registry \"{}\" ({}) is plain HTTP, for local use: a GitHub runner cannot reach it, so CI does not publish there",
                 reg.name, reg.host
             ));
+        }
+    }
+
+    for reg in project.registries.values().filter(|r| in_ci(r)) {
+        for name in [&reg.username_env, &reg.password_env].into_iter().flatten() {
+            if name.starts_with("GITHUB_")
+                && credential(name).starts_with("${{ secrets.GITHUB_")
+                && name != "GITHUB_TOKEN"
+            {
+                problems.push(
+                    Problem::new(format!(
+                        "registry \"{}\": GitHub reserves names starting with GITHUB_, so no secret can be called {name}",
+                        reg.name
+                    ))
+                    .help("name a repository secret without the GITHUB_ prefix, or use GITHUB_TOKEN / GITHUB_ACTOR"),
+                );
+            }
         }
     }
 
