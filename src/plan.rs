@@ -120,6 +120,10 @@ pub enum Action {
     Copy(Copy),
     /// Check tags in a registry: an index holding exactly the declared platforms.
     Verify(Verify),
+    /// A checkpoint of the publishing order: does nothing, finishes when every step it needs
+    /// has finished ("every platform is pushed", "every written tag is verified"). One gate
+    /// instead of an edge from each build to each tag keeps plans linear in size.
+    Gate,
 }
 
 /// A process to run, by argv (never through a shell).
@@ -353,11 +357,24 @@ pub fn plan(project: &Project, facts: &HostFacts, opts: &Options) -> Result<Plan
     // failed build (of any image) leaves every tag where it was.
     steps.steps.sort_by_key(|s| s.phase);
     let builds: Vec<String> = steps.steps.iter().filter(|s| s.phase == Phase::Build).map(|s| s.id.clone()).collect();
-    for s in steps.steps.iter_mut().filter(|s| s.phase == Phase::Tag) {
-        for b in &builds {
-            if !s.needs.contains(b) {
-                s.needs.push(b.clone());
-            }
+    if !opts.load && !builds.is_empty() {
+        let build_set: std::collections::HashSet<String> = builds.iter().cloned().collect();
+        let at = steps.steps.iter().position(|s| s.phase > Phase::Build).unwrap_or(steps.steps.len());
+        steps.steps.insert(
+            at,
+            Step {
+                id: "all-pushed".into(),
+                phase: Phase::Build,
+                description: "every platform of every image is pushed by digest".into(),
+                needs: builds,
+                image: None,
+                registry: None,
+                action: Action::Gate,
+            },
+        );
+        for s in steps.steps.iter_mut().filter(|s| s.phase == Phase::Tag) {
+            s.needs.retain(|n| !build_set.contains(n));
+            s.needs.insert(0, "all-pushed".into());
         }
     }
     if !opts.load {
@@ -434,6 +451,22 @@ fn add_verify_and_floating(
         verify_ids.push(steps.add(step));
     }
     let _ = project;
+    let has_floating = release.publications.iter().any(|p| {
+        let anchor = crate::backend::anchor_tag(p, release);
+        p.tags.iter().any(|t| t.floating && t.name != anchor)
+    });
+    if has_floating {
+        steps.add(Step {
+            id: "all-verified".into(),
+            phase: Phase::Verify,
+            description: "every written tag is verified".into(),
+            needs: verify_ids,
+            image: None,
+            registry: None,
+            action: Action::Gate,
+        });
+    }
+    let verify_ids = vec!["all-verified".to_string()];
     // Floating tags: copied from the verified anchor, only after every verification.
     for publ in &release.publications {
         let anchor = crate::backend::anchor_tag(publ, release);
@@ -530,7 +563,11 @@ pub fn render_text(plan: &Plan) -> String {
             String::new()
         } else {
             let nums: Vec<String> = s.needs.iter().map(|n| index.get(n.as_str()).map_or(n.clone(), |i| i.to_string())).collect();
-            format!("  (after {})", nums.join(", "))
+            if matches!(s.action, Action::Gate) && nums.len() > 3 {
+                format!("  (after {} steps: {} .. {})", nums.len(), nums[0], nums[nums.len() - 1])
+            } else {
+                format!("  (after {})", nums.join(", "))
+            }
         };
         let _ = writeln!(out, "{:>3}. {}{needs}", i + 1, s.description);
         match &s.action {
@@ -543,6 +580,7 @@ pub fn render_text(plan: &Plan) -> String {
             Action::Verify(v) => {
                 let _ = writeln!(out, "     verify {} tags {} = {}", v.repository, v.tags.join(","), crate::platform::join(&v.platforms));
             }
+            Action::Gate => {}
         }
     }
     out
@@ -725,6 +763,9 @@ pub fn render_shell(plan: &Plan) -> String {
                     shell_word(&c.source),
                     shell_word(&c.destination)
                 );
+            }
+            Action::Gate => {
+                let _ = writeln!(out, ": # checkpoint: the steps above have finished");
             }
             Action::Verify(v) => {
                 let mut line = format!(

@@ -103,13 +103,24 @@ fn publishing_order_holds_for_every_backend() {
             if let (Some(lv), Some(ff)) = (verify.iter().max(), floating.iter().min()) {
                 assert!(lv < ff, "{ex}/{}: a floating tag moves before verification", name(b));
             }
+            // Every floating tag waits for the gate that waits for every verification.
+            let gate = p.steps.iter().find(|s| s.id == "all-verified");
             for f in &floating {
-                for v in &p.steps[*f].needs {
-                    assert!(v.starts_with("verify-"), "{ex}: floating step needs {v}");
+                assert_eq!(p.steps[*f].needs, vec!["all-verified".to_string()], "{ex}");
+                let gate = gate.expect("a verification gate");
+                for v in verify.iter().filter(|v| matches!(p.steps[**v].action, Action::Verify(_))) {
+                    assert!(gate.needs.contains(&p.steps[*v].id), "{ex}: the gate does not wait for {}", p.steps[*v].id);
                 }
-                let needs: Vec<_> = p.steps[*f].needs.clone();
-                for v in &verify {
-                    assert!(needs.contains(&p.steps[*v].id), "{ex}: floating step does not wait for {}", p.steps[*v].id);
+            }
+            // Every tag step waits for the gate that waits for every build.
+            if let Some(pushed) = p.steps.iter().find(|s| s.id == "all-pushed") {
+                for b in &builds {
+                    if p.steps[*b].id != "all-pushed" {
+                        assert!(pushed.needs.contains(&p.steps[*b].id), "{ex}: all-pushed misses {}", p.steps[*b].id);
+                    }
+                }
+                for t in &tags {
+                    assert!(p.steps[*t].needs.contains(&"all-pushed".to_string()) || p.steps[*t].needs.iter().any(|n| p.steps.iter().any(|s| &s.id == n && s.phase == Phase::Tag)), "{ex}: {} does not wait for all-pushed", p.steps[*t].id);
                 }
             }
             if let (Some(lb), Some(ft)) = (builds.iter().max(), tags.iter().min()) {
