@@ -9,7 +9,13 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[command(name = "multiarch", version, about, long_about = None, arg_required_else_help = true)]
 pub struct Cli {
     /// Project file.
-    #[arg(short = 'f', long = "file", global = true, default_value = "multiarch.toml", value_name = "PATH")]
+    #[arg(
+        short = 'f',
+        long = "file",
+        global = true,
+        default_value = "multiarch.toml",
+        value_name = "PATH"
+    )]
     pub file: PathBuf,
 
     /// When to use colour in messages.
@@ -86,7 +92,17 @@ pub enum PlanFormat {
 }
 
 /// Build backends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum BackendKind {
     /// docker buildx (default).

@@ -54,7 +54,10 @@ macro_rules! image_settings {
 /// The whole `multiarch.toml`.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-#[schemars(title = "multiarch.toml", description = "A multiarch project file: images, platforms, tags and registries to release.")]
+#[schemars(
+    title = "multiarch.toml",
+    description = "A multiarch project file: images, platforms, tags and registries to release."
+)]
 pub struct RawConfig {
     /// The project: its name names the builder and the CI workflow.
     #[serde(skip_serializing_if = "Option::is_none")]

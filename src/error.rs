@@ -221,7 +221,10 @@ impl Error {
         }
         if let Error::Invalid(ps) = self {
             if ps.len() > 1 {
-                out.push_str(&format!("error: {} problems found; nothing was done\n", ps.len()));
+                out.push_str(&format!(
+                    "error: {} problems found; nothing was done\n",
+                    ps.len()
+                ));
             }
         }
         out

@@ -121,7 +121,10 @@ pub fn command(cli: &Cli, args: &ApplyArgs) -> Result<i32> {
             let problems = checks
                 .iter()
                 .filter(|c| c.status == crate::doctor::Status::Fail)
-                .map(|c| Problem::new(format!("this machine cannot run the plan: {}", c.summary)).maybe_help(c.fix.clone()))
+                .map(|c| {
+                    Problem::new(format!("this machine cannot run the plan: {}", c.summary))
+                        .maybe_help(c.fix.clone())
+                })
                 .collect();
             return Err(Error::Failed(problems));
         }
@@ -159,7 +162,9 @@ pub fn check_credentials(plan: &Plan, project: &Project) -> Result<()> {
     let mut problems = Vec::new();
     for name in pushed_registries(plan) {
         let Some(reg) = project.registries.get(&name) else {
-            problems.push(Problem::new(format!("the plan pushes to registry \"{name}\", which the project file no longer declares")));
+            problems.push(Problem::new(format!(
+                "the plan pushes to registry \"{name}\", which the project file no longer declares"
+            )));
             continue;
         };
         let ep = crate::registry::Endpoint::for_registry(reg);
@@ -169,18 +174,33 @@ pub fn check_credentials(plan: &Plan, project: &Project) -> Result<()> {
         // No credentials: fine only for a registry that takes anonymous pushes (a local one).
         match client.ping(&ep) {
             Ok(()) => continue,
-            Err(e) if matches!(e.kind, crate::registry::ErrorKind::Unauthorized | crate::registry::ErrorKind::Denied) => {
+            Err(e)
+                if matches!(
+                    e.kind,
+                    crate::registry::ErrorKind::Unauthorized | crate::registry::ErrorKind::Denied
+                ) =>
+            {
                 let vars = match (&reg.username_env, &reg.password_env) {
                     (Some(u), Some(p)) => format!("export {u} and {p}, or "),
                     _ => String::new(),
                 };
                 problems.push(
-                    Problem::new(format!("no credentials for registry \"{name}\" ({}), which requires a login", reg.host))
-                        .help(format!("{vars}run `docker login {}`; nothing was built or pushed", reg.host)),
+                    Problem::new(format!(
+                        "no credentials for registry \"{name}\" ({}), which requires a login",
+                        reg.host
+                    ))
+                    .help(format!(
+                        "{vars}run `docker login {}`; nothing was built or pushed",
+                        reg.host
+                    )),
                 );
             }
             Err(e) => problems.push(
-                Problem::new(format!("registry \"{name}\" ({}) cannot be reached: {}", reg.host, e.message)).maybe_help(e.help),
+                Problem::new(format!(
+                    "registry \"{name}\" ({}) cannot be reached: {}",
+                    reg.host, e.message
+                ))
+                .maybe_help(e.help),
             ),
         }
     }
@@ -293,12 +313,18 @@ pub fn run(plan: &Plan, project: &Project, opts: &RunOptions) -> Result<Outcome>
     let mut done: HashSet<String> = journal.finished.iter().cloned().collect();
     let mut skipped = done.len();
     if opts.resume && skipped > 0 {
-        eprintln!("resuming: {skipped} of {} steps already finished", plan.steps.len());
+        eprintln!(
+            "resuming: {skipped} of {} steps already finished",
+            plan.steps.len()
+        );
     }
     // Probes, once, before anything runs.
     let mut probe_results: HashMap<Vec<String>, bool> = HashMap::new();
     for s in &plan.steps {
-        if let Action::Process(Process { skip_if: Some(p), .. }) = &s.action {
+        if let Action::Process(Process {
+            skip_if: Some(p), ..
+        }) = &s.action
+        {
             if !probe_results.contains_key(p) && !done.contains(&s.id) {
                 let ok = duct::cmd(program(&p[0]), &p[1..])
                     .stdout_null()
@@ -317,9 +343,18 @@ pub fn run(plan: &Plan, project: &Project, opts: &RunOptions) -> Result<Outcome>
         let verify_off = opts.no_verify && matches!(s.action, Action::Verify(_));
         if !done.contains(&s.id) && (probe_done || verify_off) {
             if probe_done {
-                say(&shared, &format!("skip {}: already done ({})", s.id, s.description));
+                say(
+                    &shared,
+                    &format!("skip {}: already done ({})", s.id, s.description),
+                );
             } else {
-                say(&shared, &format!("warning: --no-verify: {} skipped; the registry was not checked", s.description));
+                say(
+                    &shared,
+                    &format!(
+                        "warning: --no-verify: {} skipped; the registry was not checked",
+                        s.description
+                    ),
+                );
             }
             done.insert(s.id.clone());
             skipped += 1;
@@ -379,13 +414,23 @@ pub fn run(plan: &Plan, project: &Project, opts: &RunOptions) -> Result<Outcome>
     let elapsed = started.elapsed();
     if shared.interrupted.load(Ordering::SeqCst) {
         return Err(Error::failed(
-            Problem::new(format!("interrupted after {} finished steps; running steps were stopped", journal.finished.len()))
-                .help("continue with `multiarch apply --resume` (same flags)"),
+            Problem::new(format!(
+                "interrupted after {} finished steps; running steps were stopped",
+                journal.finished.len()
+            ))
+            .help("continue with `multiarch apply --resume` (same flags)"),
         ));
     }
     if let Some((id, r)) = failed {
-        let step = plan.steps.iter().find(|s| s.id == id).expect("a step of the plan");
-        let moved = plan.steps.iter().any(|s| s.phase == plan::Phase::Floating && done.contains(&s.id));
+        let step = plan
+            .steps
+            .iter()
+            .find(|s| s.id == id)
+            .expect("a step of the plan");
+        let moved = plan
+            .steps
+            .iter()
+            .any(|s| s.phase == plan::Phase::Floating && done.contains(&s.id));
         let mut msg = format!("step {} failed: {}\n{}", id, step.description, r.detail);
         if !r.tail.is_empty() {
             msg.push_str("\nlast lines of its output:\n");
@@ -400,10 +445,16 @@ pub fn run(plan: &Plan, project: &Project, opts: &RunOptions) -> Result<Outcome>
             if moved { "" } else { "no floating tag was moved. " },
             shared.log_dir.join(format!("{id}.log")).display()
         );
-        return Err(Error::failed(Problem::new(msg.trim_end().to_string()).help(help)));
+        return Err(Error::failed(
+            Problem::new(msg.trim_end().to_string()).help(help),
+        ));
     }
     print_summary(plan, &shared, elapsed, ran, skipped);
-    Ok(Outcome { ok: true, ran, skipped })
+    Ok(Outcome {
+        ok: true,
+        ran,
+        skipped,
+    })
 }
 
 /// The program to spawn for a plan's program name: `docker` is `MULTIARCH_DOCKER` if set.
@@ -445,26 +496,41 @@ fn say(shared: &Shared, line: &str) {
 }
 
 /// Replaces `${env.X}` and `${digest.Y}` in an argument.
-fn expand(arg: &str, env_allowed: &[String], shared: &Shared, forbidden: &HashSet<String>) -> std::result::Result<String, String> {
+fn expand(
+    arg: &str,
+    env_allowed: &[String],
+    shared: &Shared,
+    forbidden: &HashSet<String>,
+) -> std::result::Result<String, String> {
     let mut out = String::new();
     let mut rest = arg;
     while let Some(i) = rest.find("${") {
         out.push_str(&rest[..i]);
         let after = &rest[i + 2..];
-        let end = after.find('}').ok_or_else(|| format!("unclosed placeholder in {arg}"))?;
+        let end = after
+            .find('}')
+            .ok_or_else(|| format!("unclosed placeholder in {arg}"))?;
         let name = &after[..end];
         if let Some(var) = name.strip_prefix("env.") {
             if forbidden.contains(var) {
-                return Err(format!("refusing to put the secret ${var} on a command line"));
+                return Err(format!(
+                    "refusing to put the secret ${var} on a command line"
+                ));
             }
             if !env_allowed.iter().any(|e| e == var) {
                 return Err(format!("the step reads ${var} without declaring it"));
             }
-            let v = std::env::var(var).map_err(|_| format!("the environment variable {var} is not set"))?;
+            let v = std::env::var(var)
+                .map_err(|_| format!("the environment variable {var} is not set"))?;
             out.push_str(&v);
         } else if let Some(d) = name.strip_prefix("digest.") {
-            let digests = shared.digests.lock().map_err(|_| "internal lock".to_string())?;
-            let v = digests.get(d).ok_or_else(|| format!("no digest {d} was captured (did its build run?)"))?;
+            let digests = shared
+                .digests
+                .lock()
+                .map_err(|_| "internal lock".to_string())?;
+            let v = digests
+                .get(d)
+                .ok_or_else(|| format!("no digest {d} was captured (did its build run?)"))?;
             out.push_str(v);
         } else {
             return Err(format!("unknown placeholder ${{{name}}}"));
@@ -475,17 +541,28 @@ fn expand(arg: &str, env_allowed: &[String], shared: &Shared, forbidden: &HashSe
     Ok(out)
 }
 
-fn run_step(step: &Step, shared: &Arc<Shared>, project: &Project, publications: &[crate::release::Publication]) -> StepResult {
+fn run_step(
+    step: &Step,
+    shared: &Arc<Shared>,
+    project: &Project,
+    publications: &[crate::release::Publication],
+) -> StepResult {
     let start = Instant::now();
     let bar = shared.progress.as_ref().map(|p| {
         let b = p.add(indicatif::ProgressBar::new_spinner());
-        b.set_style(indicatif::ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}").expect("template"));
+        b.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}")
+                .expect("template"),
+        );
         b.enable_steady_tick(Duration::from_millis(120));
         b.set_message(step.description.clone());
         b
     });
     if shared.style == Style::Plain {
-        say(shared, &format!("[{}] start: {}", step.id, step.description));
+        say(
+            shared,
+            &format!("[{}] start: {}", step.id, step.description),
+        );
     }
     let mut result = match &step.action {
         Action::Process(p) => run_process(step, p, shared, project, bar.as_ref()),
@@ -499,12 +576,25 @@ fn run_step(step: &Step, shared: &Arc<Shared>, project: &Project, publications: 
     }
     let mark = if result.ok { "done" } else { "FAILED" };
     let secs = result.duration.as_secs_f32();
-    say(shared, &format!("{mark} {} ({secs:.1}s): {}", step.id, step.description));
+    say(
+        shared,
+        &format!("{mark} {} ({secs:.1}s): {}", step.id, step.description),
+    );
     result
 }
 
-fn run_process(step: &Step, p: &Process, shared: &Arc<Shared>, project: &Project, bar: Option<&indicatif::ProgressBar>) -> StepResult {
-    let forbidden: HashSet<String> = project.registries.values().filter_map(|r| r.password_env.clone()).collect();
+fn run_process(
+    step: &Step,
+    p: &Process,
+    shared: &Arc<Shared>,
+    project: &Project,
+    bar: Option<&indicatif::ProgressBar>,
+) -> StepResult {
+    let forbidden: HashSet<String> = project
+        .registries
+        .values()
+        .filter_map(|r| r.password_env.clone())
+        .collect();
     let mut args = Vec::new();
     for a in &p.args {
         match expand(a, &p.env, shared, &forbidden) {
@@ -536,7 +626,15 @@ fn run_process(step: &Step, p: &Process, shared: &Arc<Shared>, project: &Project
         }
         if attempt < attempts {
             let wait = Duration::from_secs(2u64.pow(attempt));
-            say(shared, &format!("retry {} in {}s (attempt {} of {attempts} failed)", step.id, wait.as_secs(), attempt));
+            say(
+                shared,
+                &format!(
+                    "retry {} in {}s (attempt {} of {attempts} failed)",
+                    step.id,
+                    wait.as_secs(),
+                    attempt
+                ),
+            );
             std::thread::sleep(wait);
         }
     }
@@ -560,7 +658,14 @@ fn run_process(step: &Step, p: &Process, shared: &Arc<Shared>, project: &Project
     last
 }
 
-fn spawn_once(step: &Step, p: &Process, args: &[String], stdin: Option<&str>, shared: &Arc<Shared>, bar: Option<&indicatif::ProgressBar>) -> StepResult {
+fn spawn_once(
+    step: &Step,
+    p: &Process,
+    args: &[String],
+    stdin: Option<&str>,
+    shared: &Arc<Shared>,
+    bar: Option<&indicatif::ProgressBar>,
+) -> StepResult {
     let prog = program(&p.program);
     let mut expr = duct::cmd(&prog, args).stderr_to_stdout().unchecked();
     expr = match stdin {
@@ -594,7 +699,10 @@ fn spawn_once(step: &Step, p: &Process, args: &[String], stdin: Option<&str>, sh
     let reader = BufReader::new(&*handle);
     for line in reader.split(b'\n') {
         let Ok(line) = line else { break };
-        let line = mask(shared, String::from_utf8_lossy(&line).trim_end_matches('\r'));
+        let line = mask(
+            shared,
+            String::from_utf8_lossy(&line).trim_end_matches('\r'),
+        );
         if let Some(f) = log.as_mut() {
             let _ = writeln!(f, "{line}");
         }
@@ -640,7 +748,8 @@ fn spawn_once(step: &Step, p: &Process, args: &[String], stdin: Option<&str>, sh
             ok: false,
             detail: format!(
                 "command: {display}\nexit code: {}",
-                s.code().map_or("killed by a signal".to_string(), |c| c.to_string())
+                s.code()
+                    .map_or("killed by a signal".to_string(), |c| c.to_string())
             ),
             tail: tail.into_iter().collect(),
             duration: Duration::ZERO,
@@ -681,11 +790,20 @@ fn read_digest(path: &Path) -> Option<String> {
 fn run_copy(c: &plan::Copy, shared: &Arc<Shared>, project: &Project) -> StepResult {
     use crate::reference::ImageRef;
     use crate::registry::{copy_image, Client, Endpoint, Location};
-    let (Some(sreg), Some(dreg)) = (project.registries.get(&c.source_registry), project.registries.get(&c.destination_registry)) else {
-        return fail(format!("registry {} or {} is not in the project file", c.source_registry, c.destination_registry));
+    let (Some(sreg), Some(dreg)) = (
+        project.registries.get(&c.source_registry),
+        project.registries.get(&c.destination_registry),
+    ) else {
+        return fail(format!(
+            "registry {} or {} is not in the project file",
+            c.source_registry, c.destination_registry
+        ));
     };
     let none = HashSet::new();
-    let (src, dst) = match (expand(&c.source, &[], shared, &none), expand(&c.destination, &[], shared, &none)) {
+    let (src, dst) = match (
+        expand(&c.source, &[], shared, &none),
+        expand(&c.destination, &[], shared, &none),
+    ) {
         (Ok(s), Ok(d)) => (s, d),
         (Err(e), _) | (_, Err(e)) => return fail(e),
     };
@@ -694,8 +812,14 @@ fn run_copy(c: &plan::Copy, shared: &Arc<Shared>, project: &Project) -> StepResu
         (Err(e), _) | (_, Err(e)) => return fail(e.message),
     };
     let client = Client::new();
-    let from = Location { image: src, endpoint: Endpoint::for_registry(sreg) };
-    let to = Location { image: dst, endpoint: Endpoint::for_registry(dreg) };
+    let from = Location {
+        image: src,
+        endpoint: Endpoint::for_registry(sreg),
+    };
+    let to = Location {
+        image: dst,
+        endpoint: Endpoint::for_registry(dreg),
+    };
     match copy_image(&client, &from, &to, 4) {
         Ok(r) => ok_with(format!("{} ({} manifests)", r.digest, r.manifests)),
         Err(e) => fail(match e.help {
@@ -705,9 +829,16 @@ fn run_copy(c: &plan::Copy, shared: &Arc<Shared>, project: &Project) -> StepResu
     }
 }
 
-fn run_verify(v: &plan::Verify, project: &Project, publications: &[crate::release::Publication]) -> StepResult {
+fn run_verify(
+    v: &plan::Verify,
+    project: &Project,
+    publications: &[crate::release::Publication],
+) -> StepResult {
     use crate::registry::{verify_publications, TagFilter};
-    let Some(publ) = publications.iter().find(|p| p.image == v.image && p.registry == v.registry) else {
+    let Some(publ) = publications
+        .iter()
+        .find(|p| p.image == v.image && p.registry == v.registry)
+    else {
         return fail(format!("no publication of {} in {}", v.image, v.registry));
     };
     let mut publ = publ.clone();
@@ -715,7 +846,10 @@ fn run_verify(v: &plan::Verify, project: &Project, publications: &[crate::releas
     publ.tags = v
         .tags
         .iter()
-        .map(|t| crate::release::Tag { name: t.clone(), floating: false })
+        .map(|t| crate::release::Tag {
+            name: t.clone(),
+            floating: false,
+        })
         .collect();
     let report = verify_publications(project, &[publ], TagFilter::All, false);
     if report.ok() {
@@ -724,7 +858,8 @@ fn run_verify(v: &plan::Verify, project: &Project, publications: &[crate::releas
         let text = report.render_text();
         StepResult {
             ok: false,
-            detail: "the registry does not hold what was declared; floating tags were not moved".into(),
+            detail: "the registry does not hold what was declared; floating tags were not moved"
+                .into(),
             tail: text.lines().map(str::to_string).collect(),
             duration: Duration::ZERO,
         }
@@ -745,11 +880,23 @@ fn print_summary(plan: &Plan, shared: &Shared, elapsed: Duration, ran: usize, sk
             plan.version.as_deref().unwrap_or("(no version)"),
             elapsed.as_secs_f32()
         ));
-        let w = plan.publications.iter().map(|p| p.name().len()).max().unwrap_or(10).max(10);
-        out.push_str(&format!("{:<w$}  {:<32}  {:<24}  {}\n", "image", "platforms", "tags", "digest"));
+        let w = plan
+            .publications
+            .iter()
+            .map(|p| p.name().len())
+            .max()
+            .unwrap_or(10)
+            .max(10);
+        out.push_str(&format!(
+            "{:<w$}  {:<32}  {:<24}  {}\n",
+            "image", "platforms", "tags", "digest"
+        ));
         for p in &plan.publications {
             let tags: Vec<&str> = p.tags.iter().map(|t| t.name.as_str()).collect();
-            let digest = digests.get(&plan::slug(&p.image)).map(|d| d.chars().take(19).collect::<String>()).unwrap_or_else(|| "-".into());
+            let digest = digests
+                .get(&plan::slug(&p.image))
+                .map(|d| d.chars().take(19).collect::<String>())
+                .unwrap_or_else(|| "-".into());
             out.push_str(&format!(
                 "{:<w$}  {:<32}  {:<24}  {}\n",
                 p.name(),

@@ -70,7 +70,9 @@ pub struct Plan {
 }
 
 /// Where a step belongs in the publishing order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Phase {
     /// Builder, emulation.
@@ -239,7 +241,11 @@ pub struct Steps {
 impl Steps {
     /// Adds a step; returns its id.
     pub fn add(&mut self, step: Step) -> String {
-        debug_assert!(!self.steps.iter().any(|s| s.id == step.id), "duplicate id {}", step.id);
+        debug_assert!(
+            !self.steps.iter().any(|s| s.id == step.id),
+            "duplicate id {}",
+            step.id
+        );
         let id = step.id.clone();
         self.steps.push(step);
         id
@@ -252,7 +258,13 @@ impl Steps {
 }
 
 /// Builds a process step.
-pub fn process(id: impl Into<String>, phase: Phase, description: impl Into<String>, program: &str, args: Vec<String>) -> Step {
+pub fn process(
+    id: impl Into<String>,
+    phase: Phase,
+    description: impl Into<String>,
+    program: &str,
+    args: Vec<String>,
+) -> Step {
     Step {
         id: id.into(),
         phase,
@@ -327,7 +339,9 @@ pub fn plan(project: &Project, facts: &HostFacts, opts: &Options) -> Result<Plan
     // prerelease, so no floating tag is made).
     let version = match &opts.version {
         Some(v) => Some(v.clone()),
-        None if opts.load && crate::release::find_version(project, facts, None)?.is_none() => Some("0.0.0-local".to_string()),
+        None if opts.load && crate::release::find_version(project, facts, None)?.is_none() => {
+            Some("0.0.0-local".to_string())
+        }
         None => None,
     };
     let release = crate::release::expand(project, facts, version.as_deref(), &opts.only)?;
@@ -356,10 +370,19 @@ pub fn plan(project: &Project, facts: &HostFacts, opts: &Options) -> Result<Plan
     // Publishing order: every build has pushed before any human-facing tag is written, so a
     // failed build (of any image) leaves every tag where it was.
     steps.steps.sort_by_key(|s| s.phase);
-    let builds: Vec<String> = steps.steps.iter().filter(|s| s.phase == Phase::Build).map(|s| s.id.clone()).collect();
+    let builds: Vec<String> = steps
+        .steps
+        .iter()
+        .filter(|s| s.phase == Phase::Build)
+        .map(|s| s.id.clone())
+        .collect();
     if !opts.load && !builds.is_empty() {
         let build_set: std::collections::HashSet<String> = builds.iter().cloned().collect();
-        let at = steps.steps.iter().position(|s| s.phase > Phase::Build).unwrap_or(steps.steps.len());
+        let at = steps
+            .steps
+            .iter()
+            .position(|s| s.phase > Phase::Build)
+            .unwrap_or(steps.steps.len());
         steps.steps.insert(
             at,
             Step {
@@ -393,7 +416,11 @@ pub fn plan(project: &Project, facts: &HostFacts, opts: &Options) -> Result<Plan
         backend,
         version: release.version.as_ref().map(|v| v.raw.clone()),
         load: opts.load,
-        publications: if opts.load { Vec::new() } else { release.publications.clone() },
+        publications: if opts.load {
+            Vec::new()
+        } else {
+            release.publications.clone()
+        },
         steps: steps.steps,
     };
     debug_assert!(check_order(&plan).is_ok());
@@ -419,12 +446,23 @@ fn add_verify_and_floating(
         .collect();
     let mut verify_ids = Vec::new();
     for publ in &release.publications {
-        let tags: Vec<String> = publ.tags.iter().filter(|t| !t.floating).map(|t| t.name.clone()).collect();
+        let tags: Vec<String> = publ
+            .tags
+            .iter()
+            .filter(|t| !t.floating)
+            .map(|t| t.name.clone())
+            .collect();
         let anchor_only = tags.is_empty();
-        let tags = if anchor_only { vec![crate::backend::anchor_tag(publ, release)] } else { tags };
+        let tags = if anchor_only {
+            vec![crate::backend::anchor_tag(publ, release)]
+        } else {
+            tags
+        };
         let needs: Vec<String> = tag_steps
             .iter()
-            .filter(|(_, img, reg)| img.as_deref() == Some(&publ.image) && reg.as_deref() == Some(&publ.registry))
+            .filter(|(_, img, reg)| {
+                img.as_deref() == Some(&publ.image) && reg.as_deref() == Some(&publ.registry)
+            })
             .map(|(id, _, _)| id.clone())
             .collect();
         let id = format!("verify-{}-{}", slug(&publ.image), slug(&publ.registry));
@@ -474,7 +512,12 @@ fn add_verify_and_floating(
             if t.name == anchor {
                 continue;
             }
-            let id = format!("float-{}-{}-{}", slug(&publ.image), slug(&publ.registry), slug(&t.name));
+            let id = format!(
+                "float-{}-{}-{}",
+                slug(&publ.image),
+                slug(&publ.registry),
+                slug(&t.name)
+            );
             steps.add(Step {
                 id,
                 phase: Phase::Floating,
@@ -495,7 +538,10 @@ pub fn check_order(plan: &Plan) -> std::result::Result<(), String> {
     for s in &plan.steps {
         for n in &s.needs {
             if !seen.contains(n.as_str()) {
-                return Err(format!("step {} needs {n}, which does not come before it", s.id));
+                return Err(format!(
+                    "step {} needs {n}, which does not come before it",
+                    s.id
+                ));
             }
         }
         if !seen.insert(s.id.as_str()) {
@@ -512,11 +558,17 @@ pub fn load(path: &std::path::Path) -> Result<Plan> {
         .map_err(|e| Error::invalid(Problem::new(format!("cannot read plan {name}: {e}"))))?;
     let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
         Error::invalid(
-            Problem::new(format!("{name}:{}:{}: not a plan file: {e}", e.line(), e.column()))
-                .help("make one with `multiarch plan --format json -o plan.json`"),
+            Problem::new(format!(
+                "{name}:{}:{}: not a plan file: {e}",
+                e.line(),
+                e.column()
+            ))
+            .help("make one with `multiarch plan --format json -o plan.json`"),
         )
     })?;
-    let found = value.get("format-version").and_then(serde_json::Value::as_u64);
+    let found = value
+        .get("format-version")
+        .and_then(serde_json::Value::as_u64);
     if found != Some(u64::from(FORMAT_VERSION)) {
         let found = found.map_or("none".to_string(), |v| v.to_string());
         return Err(Error::invalid(
@@ -528,7 +580,10 @@ pub fn load(path: &std::path::Path) -> Result<Plan> {
         ));
     }
     let plan: Plan = serde_json::from_value(value).map_err(|e| {
-        Error::invalid(Problem::new(format!("{name}: the plan file is damaged: {e}")).help("make the plan again"))
+        Error::invalid(
+            Problem::new(format!("{name}: the plan file is damaged: {e}"))
+                .help("make the plan again"),
+        )
     })?;
     check_order(&plan).map_err(|e| Error::invalid(Problem::new(format!("{name}: {e}"))))?;
     Ok(plan)
@@ -549,10 +604,19 @@ pub fn render_text(plan: &Plan) -> String {
         "plan for {} {version} ({} backend{}), {} steps",
         plan.project,
         backend_name(plan.backend),
-        if plan.load { ", --load: nothing is pushed" } else { "" },
+        if plan.load {
+            ", --load: nothing is pushed"
+        } else {
+            ""
+        },
         plan.steps.len()
     );
-    let index: IndexMap<&str, usize> = plan.steps.iter().enumerate().map(|(i, s)| (s.id.as_str(), i + 1)).collect();
+    let index: IndexMap<&str, usize> = plan
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.id.as_str(), i + 1))
+        .collect();
     let mut phase = None;
     for (i, s) in plan.steps.iter().enumerate() {
         if phase != Some(s.phase) {
@@ -562,9 +626,18 @@ pub fn render_text(plan: &Plan) -> String {
         let needs = if s.needs.is_empty() {
             String::new()
         } else {
-            let nums: Vec<String> = s.needs.iter().map(|n| index.get(n.as_str()).map_or(n.clone(), |i| i.to_string())).collect();
+            let nums: Vec<String> = s
+                .needs
+                .iter()
+                .map(|n| index.get(n.as_str()).map_or(n.clone(), |i| i.to_string()))
+                .collect();
             if matches!(s.action, Action::Gate) && nums.len() > 3 {
-                format!("  (after {} steps: {} .. {})", nums.len(), nums[0], nums[nums.len() - 1])
+                format!(
+                    "  (after {} steps: {} .. {})",
+                    nums.len(),
+                    nums[0],
+                    nums[nums.len() - 1]
+                )
             } else {
                 format!("  (after {})", nums.join(", "))
             }
@@ -575,10 +648,20 @@ pub fn render_text(plan: &Plan) -> String {
                 let _ = writeln!(out, "     $ {}", display_command(p));
             }
             Action::Copy(c) => {
-                let _ = writeln!(out, "     copy {} -> {} (registry API, digest kept)", c.source, c.destination);
+                let _ = writeln!(
+                    out,
+                    "     copy {} -> {} (registry API, digest kept)",
+                    c.source, c.destination
+                );
             }
             Action::Verify(v) => {
-                let _ = writeln!(out, "     verify {} tags {} = {}", v.repository, v.tags.join(","), crate::platform::join(&v.platforms));
+                let _ = writeln!(
+                    out,
+                    "     verify {} tags {} = {}",
+                    v.repository,
+                    v.tags.join(","),
+                    crate::platform::join(&v.platforms)
+                );
             }
             Action::Gate => {}
         }
@@ -622,9 +705,16 @@ pub fn display_command(p: &Process) -> String {
 
 /// Quotes a word for bash when it needs it.
 pub fn shell_quote(s: &str) -> String {
-    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:=,@+%{}$".contains(c)) && !s.contains("${") {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=,@+%{}$".contains(c))
+        && !s.contains("${")
+    {
         s.to_string()
-    } else if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:=,@+%{}$".contains(c)) {
+    } else if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=,@+%{}$".contains(c))
+    {
         format!("\"{s}\"")
     } else {
         format!("'{}'", s.replace('\'', "'\\''"))
@@ -663,12 +753,21 @@ fn shell_word(arg: &str) -> String {
 }
 
 fn escape_dq(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('"', "\\\"").replace('$', "\\$").replace('`', "\\`")
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('$', "\\$")
+        .replace('`', "\\`")
 }
 
 fn digest_var(name: &str) -> String {
     let mut v = String::from("DIGEST_");
-    v.extend(name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }));
+    v.extend(name.chars().map(|c| {
+        if c.is_ascii_alphanumeric() {
+            c.to_ascii_uppercase()
+        } else {
+            '_'
+        }
+    }));
     v
 }
 
@@ -684,7 +783,10 @@ pub fn render_shell(plan: &Plan) -> String {
         backend_name(plan.backend),
         plan.multiarch_version
     );
-    let _ = writeln!(out, "# Secrets are read from the named environment variables when the script runs,");
+    let _ = writeln!(
+        out,
+        "# Secrets are read from the named environment variables when the script runs,"
+    );
     let _ = writeln!(out, "# and reach the tools only through stdin.");
     let _ = writeln!(out, "set -euo pipefail\n");
     let envs: BTreeSet<&str> = plan
@@ -696,7 +798,10 @@ pub fn render_shell(plan: &Plan) -> String {
         })
         .flatten()
         .collect();
-    let uses_docker = plan.steps.iter().any(|s| matches!(&s.action, Action::Process(p) if p.program == "docker"));
+    let uses_docker = plan
+        .steps
+        .iter()
+        .any(|s| matches!(&s.action, Action::Process(p) if p.program == "docker"));
     if uses_docker {
         let _ = writeln!(out, "DOCKER=\"${{MULTIARCH_DOCKER:-docker}}\"");
     }
@@ -704,7 +809,11 @@ pub fn render_shell(plan: &Plan) -> String {
     for e in &envs {
         let _ = writeln!(out, ": \"${{{e}:?set {e} first}}\"");
     }
-    if plan.steps.iter().any(|s| matches!(&s.action, Action::Process(p) if p.captures.is_some())) {
+    if plan
+        .steps
+        .iter()
+        .any(|s| matches!(&s.action, Action::Process(p) if p.captures.is_some()))
+    {
         let _ = writeln!(
             out,
             "\n# The index digest buildx wrote to a --metadata-file.\nread_digest() {{ grep -o '\"containerimage.digest\": *\"sha256:[0-9a-f]*\"' \"$1\" | grep -o 'sha256:[0-9a-f]*'; }}"
@@ -713,15 +822,27 @@ pub fn render_shell(plan: &Plan) -> String {
     // Probes are evaluated once, before anything runs (see Process::skip_if).
     let mut probes: Vec<&Vec<String>> = Vec::new();
     for s in &plan.steps {
-        if let Action::Process(Process { skip_if: Some(p), .. }) = &s.action {
+        if let Action::Process(Process {
+            skip_if: Some(p), ..
+        }) = &s.action
+        {
             if !probes.contains(&p) {
                 probes.push(p);
             }
         }
     }
     for (i, p) in probes.iter().enumerate() {
-        let cmd = program_word(&p[0]) + " " + &p[1..].iter().map(|a| shell_word(a)).collect::<Vec<_>>().join(" ");
-        let _ = writeln!(out, "\nDONE_{i}=0; if {cmd} >/dev/null 2>&1; then DONE_{i}=1; fi");
+        let cmd = program_word(&p[0])
+            + " "
+            + &p[1..]
+                .iter()
+                .map(|a| shell_word(a))
+                .collect::<Vec<_>>()
+                .join(" ");
+        let _ = writeln!(
+            out,
+            "\nDONE_{i}=0; if {cmd} >/dev/null 2>&1; then DONE_{i}=1; fi"
+        );
     }
     let file = plan.file.display().to_string();
     for (n, s) in plan.steps.iter().enumerate() {
@@ -752,7 +873,12 @@ pub fn render_shell(plan: &Plan) -> String {
                 }
                 let _ = writeln!(out, "{line}");
                 if let Some(c) = &p.captures {
-                    let _ = writeln!(out, "{}=$(read_digest {})", digest_var(&c.name), shell_quote(&c.metadata_file.display().to_string()));
+                    let _ = writeln!(
+                        out,
+                        "{}=$(read_digest {})",
+                        digest_var(&c.name),
+                        shell_quote(&c.metadata_file.display().to_string())
+                    );
                 }
             }
             Action::Copy(c) => {
@@ -810,7 +936,10 @@ pub fn command(cli: &Cli, args: &PlanArgs) -> Result<i32> {
     match &args.output {
         Some(path) => {
             std::fs::write(path, text).map_err(|e| {
-                Error::failed(Problem::new(format!("cannot write {}: {e}", path.display())))
+                Error::failed(Problem::new(format!(
+                    "cannot write {}: {e}",
+                    path.display()
+                )))
             })?;
             eprintln!("wrote {} ({} steps)", path.display(), plan.steps.len());
         }

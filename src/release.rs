@@ -57,14 +57,22 @@ pub struct Release {
 }
 
 /// Finds the version: `--version`, else `[release] version-from`. `None` when none is to be had.
-pub fn find_version(project: &Project, facts: &HostFacts, explicit: Option<&str>) -> Result<Option<Version>, Error> {
+pub fn find_version(
+    project: &Project,
+    facts: &HostFacts,
+    explicit: Option<&str>,
+) -> Result<Option<Version>, Error> {
     let prefix = &project.release.tag_prefix;
     if let Some(v) = explicit {
         return Ok(Some(Version::parse(v, prefix)));
     }
     Ok(match &project.release.version_from {
         VersionSource::Literal(v) => Some(Version::parse(v, prefix)),
-        VersionSource::Env(name) => facts.env.get(name).filter(|v| !v.is_empty()).map(|v| Version::parse(v, prefix)),
+        VersionSource::Env(name) => facts
+            .env
+            .get(name)
+            .filter(|v| !v.is_empty())
+            .map(|v| Version::parse(v, prefix)),
         VersionSource::GitTag => {
             // Prefer a tag with the prefix (v1.2.3) among those on HEAD.
             let tags = &facts.git.tags;
@@ -82,22 +90,41 @@ fn no_version(project: &Project) -> Problem {
         VersionSource::Env(n) => format!("the environment variable {n} is not set"),
         VersionSource::Literal(_) => "no version was given".to_string(),
     };
-    Problem::new(format!("the tags need a release version, and {why}"))
-        .help("pass --version 1.2.3, tag the commit (git tag v1.2.3), or set [release] version-from")
+    Problem::new(format!("the tags need a release version, and {why}")).help(
+        "pass --version 1.2.3, tag the commit (git tag v1.2.3), or set [release] version-from",
+    )
 }
 
 /// Renders every tag of every selected image in every registry.
-pub fn expand(project: &Project, facts: &HostFacts, explicit_version: Option<&str>, only: &[String]) -> Result<Release, Error> {
+pub fn expand(
+    project: &Project,
+    facts: &HostFacts,
+    explicit_version: Option<&str>,
+    only: &[String],
+) -> Result<Release, Error> {
     let version = find_version(project, facts, explicit_version)?;
     let selected: Vec<String> = if only.is_empty() {
         project.images.keys().cloned().collect()
     } else {
         for k in only {
             if !project.images.contains_key(k) {
-                let help = crate::suggest::did_you_mean(k, project.images.keys().map(String::as_str))
-                    .map(|s| format!("did you mean \"{s}\"?"))
-                    .unwrap_or_else(|| format!("images: {}", project.images.keys().cloned().collect::<Vec<_>>().join(", ")));
-                return Err(Error::invalid(Problem::new(format!("--only names unknown image \"{k}\"")).help(help)));
+                let help =
+                    crate::suggest::did_you_mean(k, project.images.keys().map(String::as_str))
+                        .map(|s| format!("did you mean \"{s}\"?"))
+                        .unwrap_or_else(|| {
+                            format!(
+                                "images: {}",
+                                project
+                                    .images
+                                    .keys()
+                                    .cloned()
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            )
+                        });
+                return Err(Error::invalid(
+                    Problem::new(format!("--only names unknown image \"{k}\"")).help(help),
+                ));
             }
         }
         project.with_dependencies(only)
@@ -141,7 +168,10 @@ pub fn expand(project: &Project, facts: &HostFacts, explicit_version: Option<&st
                         if t.floating && prerelease && !project.release.floating_on_prerelease {
                             skipped.push(name);
                         } else if !tags.iter().any(|x| x.name == name) {
-                            tags.push(Tag { name, floating: t.floating });
+                            tags.push(Tag {
+                                name,
+                                floating: t.floating,
+                            });
                         } else if !t.floating {
                             // The same name from an immutable template wins: it must not wait.
                             if let Some(x) = tags.iter_mut().find(|x| x.name == name) {
@@ -183,5 +213,8 @@ pub fn expand(project: &Project, facts: &HostFacts, explicit_version: Option<&st
     if !problems.is_empty() {
         return Err(Error::Invalid(problems));
     }
-    Ok(Release { version, publications })
+    Ok(Release {
+        version,
+        publications,
+    })
 }

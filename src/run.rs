@@ -19,7 +19,11 @@ where
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {
-            let code = if e.use_stderr() { EXIT_INVALID } else { EXIT_OK };
+            let code = if e.use_stderr() {
+                EXIT_INVALID
+            } else {
+                EXIT_OK
+            };
             let _ = e.print();
             return code;
         }
@@ -78,7 +82,8 @@ pub fn summary(p: &Project) -> String {
         }
         tags += img.tags.len() * img.registries.len();
     }
-    let plural = |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    let plural =
+        |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
     format!(
         "{}: ok: {} ({}), {} ({}), {} ({}), {} per release",
         p.file.display(),

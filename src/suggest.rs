@@ -1,7 +1,10 @@
 //! "Did you mean" suggestions for misspelt keys, names and values.
 
 /// The candidate closest to `input`, if one is close enough to be a likely typo.
-pub fn did_you_mean<'a>(input: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub fn did_you_mean<'a>(
+    input: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     let input_l = input.to_ascii_lowercase();
     candidates
         .into_iter()

@@ -129,29 +129,37 @@ impl TagTemplate {
     /// Renders the tag. `Ok(None)` when it renders empty (the tag is dropped).
     pub fn render(&self, vars: &TagVars) -> Result<Option<String>, TemplateError> {
         let env = environment();
-        let out = env.render_str(&self.source, minijinja::value::Serde(vars)).map_err(|e| {
-            let missing = self
-                .variables
-                .iter()
-                .find(|v| vars.lookup(v).is_none())
-                .cloned();
-            match missing {
-                Some(v) => TemplateError {
-                    message: format!("tag template \"{}\" needs `{v}`, which has no value for this release", self.source),
-                    help: Some(vars.why_missing(&v)),
-                },
-                None => TemplateError {
-                    message: format!("tag template \"{}\" failed: {e}", self.source),
-                    help: None,
-                },
-            }
-        })?;
+        let out = env
+            .render_str(&self.source, minijinja::value::Serde(vars))
+            .map_err(|e| {
+                let missing = self
+                    .variables
+                    .iter()
+                    .find(|v| vars.lookup(v).is_none())
+                    .cloned();
+                match missing {
+                    Some(v) => TemplateError {
+                        message: format!(
+                            "tag template \"{}\" needs `{v}`, which has no value for this release",
+                            self.source
+                        ),
+                        help: Some(vars.why_missing(&v)),
+                    },
+                    None => TemplateError {
+                        message: format!("tag template \"{}\" failed: {e}", self.source),
+                        help: None,
+                    },
+                }
+            })?;
         let out = out.trim().to_string();
         if out.is_empty() {
             return Ok(None);
         }
         validate_tag(&out).map_err(|e| TemplateError {
-            message: format!("tag template \"{}\" rendered \"{out}\": {}", self.source, e.message),
+            message: format!(
+                "tag template \"{}\" rendered \"{out}\": {}",
+                self.source, e.message
+            ),
             help: e.help,
         })?;
         Ok(Some(out))
@@ -362,9 +370,15 @@ mod tests {
     #[test]
     fn render_errors_name_the_cause() {
         let v = vars("nightly");
-        let e = TagTemplate::compile("{{ major }}").unwrap().render(&v).unwrap_err();
+        let e = TagTemplate::compile("{{ major }}")
+            .unwrap()
+            .render(&v)
+            .unwrap_err();
         assert!(e.help.clone().unwrap().contains("semver"), "{e:?}");
-        let e = TagTemplate::compile("{{ env.BUILD }}").unwrap().render(&v).unwrap_err();
+        let e = TagTemplate::compile("{{ env.BUILD }}")
+            .unwrap()
+            .render(&v)
+            .unwrap_err();
         assert!(e.help.unwrap().contains("BUILD"));
         let e = TagTemplate::compile("{{ version }}")
             .unwrap()

@@ -13,7 +13,9 @@ use crate::plan::{process, slug, Action, Capture, Phase, Process, Steps};
 use crate::platform::{join, Platform};
 use crate::release::Publication;
 
-use super::{anchor_tag, args_and_labels, context_path, emulated, logins, network_flag, qemu_step, Context};
+use super::{
+    anchor_tag, args_and_labels, context_path, emulated, logins, network_flag, qemu_step, Context,
+};
 
 fn driver_name(d: Driver) -> &'static str {
     match d {
@@ -36,14 +38,30 @@ fn builder_steps(ctx: &Context, steps: &mut Steps) -> Result<Vec<String>> {
     }
     let probe = s(&["docker", "buildx", "inspect", &b.name]);
     let covered: Vec<Platform> = b.nodes.iter().flat_map(|n| n.platforms.clone()).collect();
-    let uncovered: Vec<Platform> = ctx.all_platforms().into_iter().filter(|p| !covered.contains(p)).collect();
-    let mut base = s(&["buildx", "create", "--name", &b.name, "--driver", driver_name(b.driver)]);
+    let uncovered: Vec<Platform> = ctx
+        .all_platforms()
+        .into_iter()
+        .filter(|p| !covered.contains(p))
+        .collect();
+    let mut base = s(&[
+        "buildx",
+        "create",
+        "--name",
+        &b.name,
+        "--driver",
+        driver_name(b.driver),
+    ]);
     if b.driver == Driver::DockerContainer && ctx.pushed_registries().iter().any(|r| r.plain_http) {
         // BuildKit runs in a container: host networking lets it reach loopback registries.
         base.extend(s(&["--driver-opt", "network=host"]));
     }
     let mut ids: Vec<String> = Vec::new();
-    let add = |steps: &mut Steps, id: String, desc: String, args: Vec<String>, prev: &[String]| -> String {
+    let add = |steps: &mut Steps,
+               id: String,
+               desc: String,
+               args: Vec<String>,
+               prev: &[String]|
+     -> String {
         let step = process(id, Phase::Setup, desc, "docker", args)
             .needs(prev.iter().cloned())
             .with_process(|p| p.skip_if = Some(probe.clone()));
@@ -58,7 +76,17 @@ fn builder_steps(ctx: &Context, steps: &mut Steps) -> Result<Vec<String>> {
         }
         let mut args = base.clone();
         args.push("--bootstrap".into());
-        let id = add(steps, "builder".into(), format!("create builder {} ({} driver), unless it exists", b.name, driver_name(b.driver)), args, &[]);
+        let id = add(
+            steps,
+            "builder".into(),
+            format!(
+                "create builder {} ({} driver), unless it exists",
+                b.name,
+                driver_name(b.driver)
+            ),
+            args,
+            &[],
+        );
         ids.push(id);
         return Ok(ids);
     }
@@ -66,16 +94,57 @@ fn builder_steps(ctx: &Context, steps: &mut Steps) -> Result<Vec<String>> {
     if !uncovered.is_empty() && b.driver != Driver::Remote {
         let mut args = base.clone();
         let node = format!("{}-local", b.name);
-        args.extend(["--node".into(), node.clone(), "--platform".into(), join(&uncovered)]);
-        let id = add(steps, "builder".into(), format!("create builder {} with local node {node} for {}", b.name, join(&uncovered)), args, &[]);
+        args.extend([
+            "--node".into(),
+            node.clone(),
+            "--platform".into(),
+            join(&uncovered),
+        ]);
+        let id = add(
+            steps,
+            "builder".into(),
+            format!(
+                "create builder {} with local node {node} for {}",
+                b.name,
+                join(&uncovered)
+            ),
+            args,
+            &[],
+        );
         ids.push(id);
         first = false;
     }
     for n in &b.nodes {
-        let mut args = if first { base.clone() } else { s(&["buildx", "create", "--name", &b.name, "--append"]) };
-        args.extend(["--node".into(), n.name.clone(), "--platform".into(), join(&n.platforms), n.endpoint.clone()]);
-        let desc = format!("{} node {} ({}) for {}", if first { "create builder with" } else { "append" }, n.name, n.endpoint, join(&n.platforms));
-        let id = add(steps, format!("builder-node-{}", slug(&n.name)), desc, args, &ids);
+        let mut args = if first {
+            base.clone()
+        } else {
+            s(&["buildx", "create", "--name", &b.name, "--append"])
+        };
+        args.extend([
+            "--node".into(),
+            n.name.clone(),
+            "--platform".into(),
+            join(&n.platforms),
+            n.endpoint.clone(),
+        ]);
+        let desc = format!(
+            "{} node {} ({}) for {}",
+            if first {
+                "create builder with"
+            } else {
+                "append"
+            },
+            n.name,
+            n.endpoint,
+            join(&n.platforms)
+        );
+        let id = add(
+            steps,
+            format!("builder-node-{}", slug(&n.name)),
+            desc,
+            args,
+            &ids,
+        );
         ids.push(id);
         first = false;
     }
@@ -160,11 +229,18 @@ pub fn plan(ctx: &Context, steps: &mut Steps) -> Result<()> {
             let dprimary = ctx.primary(dep, &dpubs);
             args.extend([
                 "--build-context".into(),
-                format!("{d}=docker-image://{}@${{digest.{}}}", dprimary.name(), slug(d)),
+                format!(
+                    "{d}=docker-image://{}@${{digest.{}}}",
+                    dprimary.name(),
+                    slug(d)
+                ),
             ]);
         }
         args.extend(cache_flags(image, primary));
-        let mut output = format!("type=image,name={},push-by-digest=true,name-canonical=true,push=true", primary.name());
+        let mut output = format!(
+            "type=image,name={},push-by-digest=true,name-canonical=true,push=true",
+            primary.name()
+        );
         if reg.plain_http {
             output.push_str(",registry.insecure=true");
         }
@@ -176,7 +252,12 @@ pub fn plan(ctx: &Context, steps: &mut Steps) -> Result<()> {
         let build = process(
             format!("build-{}", slug(&image.key)),
             Phase::Build,
-            format!("build {} for {} and push it by digest to {}", image.key, join(&image.platforms), primary.name()),
+            format!(
+                "build {} for {} and push it by digest to {}",
+                image.key,
+                join(&image.platforms),
+                primary.name()
+            ),
             "docker",
             args,
         )
@@ -194,7 +275,12 @@ pub fn plan(ctx: &Context, steps: &mut Steps) -> Result<()> {
         build_ids.insert(image.key.clone(), vec![build_id.clone()]);
         // Immutable tags, per registry, from the pushed index.
         for publ in &pubs {
-            let mut tags: Vec<String> = publ.tags.iter().filter(|t| !t.floating).map(|t| t.name.clone()).collect();
+            let mut tags: Vec<String> = publ
+                .tags
+                .iter()
+                .filter(|t| !t.floating)
+                .map(|t| t.name.clone())
+                .collect();
             if tags.is_empty() {
                 tags.push(anchor_tag(publ, ctx.release));
             }
@@ -205,11 +291,20 @@ pub fn plan(ctx: &Context, steps: &mut Steps) -> Result<()> {
             for t in &tags {
                 args.extend(["--tag".into(), format!("{}:{t}", publ.name())]);
             }
-            args.push(format!("{}@${{digest.{}}}", primary.name(), slug(&image.key)));
+            args.push(format!(
+                "{}@${{digest.{}}}",
+                primary.name(),
+                slug(&image.key)
+            ));
             let step = process(
                 format!("tag-{}-{}", slug(&image.key), slug(&publ.registry)),
                 Phase::Tag,
-                format!("write {}:{} ({})", publ.name(), tags.join(","), join(&publ.platforms)),
+                format!(
+                    "write {}:{} ({})",
+                    publ.name(),
+                    tags.join(","),
+                    join(&publ.platforms)
+                ),
                 "docker",
                 args,
             )
@@ -240,7 +335,11 @@ fn plan_load(
     let anchor = anchor_tag(primary, ctx.release);
     let names: Vec<String> = pubs
         .iter()
-        .flat_map(|p| p.tags.iter().map(move |t| format!("{}:{}", p.name(), t.name)))
+        .flat_map(|p| {
+            p.tags
+                .iter()
+                .map(move |t| format!("{}:{}", p.name(), t.name))
+        })
         .collect();
     let mut base_args = common.to_vec();
     base_args.extend(["--file".into(), image.dockerfile.display().to_string()]);
@@ -253,16 +352,32 @@ fn plan_load(
             let dep = &ctx.project.images[d];
             let dp = ctx.publications(d);
             let dprim = ctx.primary(dep, &dp);
-            args.extend(["--build-context".into(), format!("{d}=docker-image://{}:{}", dprim.name(), anchor_tag(dprim, ctx.release))]);
+            args.extend([
+                "--build-context".into(),
+                format!(
+                    "{d}=docker-image://{}:{}",
+                    dprim.name(),
+                    anchor_tag(dprim, ctx.release)
+                ),
+            ]);
         }
         for n in &names {
             args.extend(["--tag".into(), n.clone()]);
         }
-        args.extend(["--load".into(), "--progress".into(), "plain".into(), context.display().to_string()]);
+        args.extend([
+            "--load".into(),
+            "--progress".into(),
+            "plain".into(),
+            context.display().to_string(),
+        ]);
         let step = process(
             format!("load-{}", slug(&image.key)),
             Phase::Build,
-            format!("build {} for {} into the local containerd image store", image.key, join(&image.platforms)),
+            format!(
+                "build {} for {} into the local containerd image store",
+                image.key,
+                join(&image.platforms)
+            ),
             "docker",
             args,
         )
@@ -282,10 +397,21 @@ fn plan_load(
             let dprim = ctx.primary(dep, &dp);
             args.extend([
                 "--build-context".into(),
-                format!("{d}=docker-image://{}:{}-{}", dprim.name(), anchor_tag(dprim, ctx.release), p.tag_suffix()),
+                format!(
+                    "{d}=docker-image://{}:{}-{}",
+                    dprim.name(),
+                    anchor_tag(dprim, ctx.release),
+                    p.tag_suffix()
+                ),
             ]);
         }
-        args.extend(["--tag".into(), local.clone(), "--load".into(), "--progress".into(), "plain".into()]);
+        args.extend([
+            "--tag".into(),
+            local.clone(),
+            "--load".into(),
+            "--progress".into(),
+            "plain".into(),
+        ]);
         args.push(context.display().to_string());
         let id = steps.add(
             process(
@@ -320,7 +446,14 @@ pub fn host_choice(ctx: &Context, image: &Image) -> Platform {
 }
 
 /// `docker tag` steps that give a loaded image the registry names, locally.
-pub fn local_tags(steps: &mut Steps, image: &Image, local: &str, names: &[String], after: &str, program: &str) -> Vec<String> {
+pub fn local_tags(
+    steps: &mut Steps,
+    image: &Image,
+    local: &str,
+    names: &[String],
+    after: &str,
+    program: &str,
+) -> Vec<String> {
     let mut ids = Vec::new();
     for (i, n) in names.iter().enumerate() {
         let id = steps.add(

@@ -67,16 +67,31 @@ pub(crate) fn per_platform_plan(ctx: &Context, steps: &mut Steps, program: &str)
                 let dep = &ctx.project.images[d];
                 let dpubs = ctx.publications(d);
                 let danchor = anchor_tag(ctx.primary(dep, &dpubs), ctx.release);
-                let target = if podman { format!("localhost/{d}:latest") } else { format!("{d}:latest") };
+                let target = if podman {
+                    format!("localhost/{d}:latest")
+                } else {
+                    format!("{d}:latest")
+                };
                 let id = steps.add(
                     process(
-                        format!("base-{}-{}-{}", slug(&image.key), slug(d), slug(&p.to_string())),
+                        format!(
+                            "base-{}-{}-{}",
+                            slug(&image.key),
+                            slug(d),
+                            slug(&p.to_string())
+                        ),
                         crate::plan::Phase::Build,
                         format!("let FROM {d} in {} resolve to its {p} image", image.key),
                         program,
                         vec!["tag".into(), local(d, &danchor, &sfx), target],
                     )
-                    .needs(needs.iter().cloned().chain(previous.clone()).chain(last_use.get(d).cloned()))
+                    .needs(
+                        needs
+                            .iter()
+                            .cloned()
+                            .chain(previous.clone())
+                            .chain(last_use.get(d).cloned()),
+                    )
                     .image(&image.key),
                 );
                 pre.push(id);
@@ -115,7 +130,11 @@ pub(crate) fn per_platform_plan(ctx: &Context, steps: &mut Steps, program: &str)
             if ctx.load && *p == host_choice(ctx, image) {
                 let names: Vec<String> = pubs
                     .iter()
-                    .flat_map(|pb| pb.tags.iter().map(move |t| format!("{}:{}", pb.name(), t.name)))
+                    .flat_map(|pb| {
+                        pb.tags
+                            .iter()
+                            .map(move |t| format!("{}:{}", pb.name(), t.name))
+                    })
                     .collect();
                 ids.extend(local_tags(steps, image, &name, &names, &id, program));
             }
@@ -132,18 +151,34 @@ pub(crate) fn per_platform_plan(ctx: &Context, steps: &mut Steps, program: &str)
             let mut members = Vec::new();
             if podman {
                 // A fresh local list with exactly this registry's platforms.
-                let list = format!("localhost/multiarch/{}-{}:{anchor}", slug(&image.key), slug(&publ.registry));
+                let list = format!(
+                    "localhost/multiarch/{}-{}:{anchor}",
+                    slug(&image.key),
+                    slug(&publ.registry)
+                );
                 let rm = steps.add(
-                    process(format!("list-clear-{key}"), Phase::Tag, format!("drop a stale local list {list}"), program, vec!["rmi".into(), "--ignore".into(), list.clone()])
-                        .needs(ids.iter().cloned())
-                        .image(&image.key)
-                        .registry(&publ.registry),
+                    process(
+                        format!("list-clear-{key}"),
+                        Phase::Tag,
+                        format!("drop a stale local list {list}"),
+                        program,
+                        vec!["rmi".into(), "--ignore".into(), list.clone()],
+                    )
+                    .needs(ids.iter().cloned())
+                    .image(&image.key)
+                    .registry(&publ.registry),
                 );
                 let create = steps.add(
-                    process(format!("list-create-{key}"), Phase::Tag, format!("create local list {list}"), program, vec!["manifest".into(), "create".into(), list.clone()])
-                        .needs([rm])
-                        .image(&image.key)
-                        .registry(&publ.registry),
+                    process(
+                        format!("list-create-{key}"),
+                        Phase::Tag,
+                        format!("create local list {list}"),
+                        program,
+                        vec!["manifest".into(), "create".into(), list.clone()],
+                    )
+                    .needs([rm])
+                    .image(&image.key)
+                    .registry(&publ.registry),
                 );
                 let mut prev = create;
                 for p in &publ.platforms {
@@ -154,14 +189,24 @@ pub(crate) fn per_platform_plan(ctx: &Context, steps: &mut Steps, program: &str)
                             Phase::Tag,
                             format!("add the {p} image to {list}"),
                             program,
-                            vec!["manifest".into(), "add".into(), list.clone(), format!("containers-storage:{member}")],
+                            vec![
+                                "manifest".into(),
+                                "add".into(),
+                                list.clone(),
+                                format!("containers-storage:{member}"),
+                            ],
                         )
                         .needs([prev])
                         .image(&image.key)
                         .registry(&publ.registry),
                     );
                 }
-                let mut tags: Vec<String> = publ.tags.iter().filter(|t| !t.floating).map(|t| t.name.clone()).collect();
+                let mut tags: Vec<String> = publ
+                    .tags
+                    .iter()
+                    .filter(|t| !t.floating)
+                    .map(|t| t.name.clone())
+                    .collect();
                 if tags.is_empty() {
                     tags.push(anchor.clone());
                 }
@@ -173,11 +218,21 @@ pub(crate) fn per_platform_plan(ctx: &Context, steps: &mut Steps, program: &str)
                     }
                     args.extend([list.clone(), format!("docker://{}:{t}", publ.name())]);
                     last = steps.add(
-                        process(format!("tag-{key}-{}", slug(t)), Phase::Tag, format!("push {list} as {}:{t} ({})", publ.name(), join(&publ.platforms)), program, args)
-                            .needs([prev.clone()].into_iter().chain(login_ids.iter().cloned()))
-                            .image(&image.key)
-                            .registry(&publ.registry)
-                            .with_process(|pr| pr.retry = true),
+                        process(
+                            format!("tag-{key}-{}", slug(t)),
+                            Phase::Tag,
+                            format!(
+                                "push {list} as {}:{t} ({})",
+                                publ.name(),
+                                join(&publ.platforms)
+                            ),
+                            program,
+                            args,
+                        )
+                        .needs([prev.clone()].into_iter().chain(login_ids.iter().cloned()))
+                        .image(&image.key)
+                        .registry(&publ.registry)
+                        .with_process(|pr| pr.retry = true),
                     );
                 }
                 let _ = last;
@@ -191,41 +246,74 @@ pub(crate) fn per_platform_plan(ctx: &Context, steps: &mut Steps, program: &str)
                 let mut after = vec![build_id];
                 if remote != built_name {
                     after = vec![steps.add(
-                        process(format!("retag-{key}-{}", slug(&p.to_string())), Phase::Build, format!("name the {p} image {remote}"), program, vec!["tag".into(), built_name, remote.clone()])
-                            .needs(after)
-                            .image(&image.key)
-                            .registry(&publ.registry),
+                        process(
+                            format!("retag-{key}-{}", slug(&p.to_string())),
+                            Phase::Build,
+                            format!("name the {p} image {remote}"),
+                            program,
+                            vec!["tag".into(), built_name, remote.clone()],
+                        )
+                        .needs(after)
+                        .image(&image.key)
+                        .registry(&publ.registry),
                     )];
                 }
-                pushed.push(steps.add(
-                    process(format!("push-{key}-{}", slug(&p.to_string())), Phase::Build, format!("push the {p} image as {remote}"), program, vec!["push".into(), remote.clone()])
+                pushed.push(
+                    steps.add(
+                        process(
+                            format!("push-{key}-{}", slug(&p.to_string())),
+                            Phase::Build,
+                            format!("push the {p} image as {remote}"),
+                            program,
+                            vec!["push".into(), remote.clone()],
+                        )
                         .needs(after.into_iter().chain(login_ids.iter().cloned()))
                         .image(&image.key)
                         .registry(&publ.registry)
                         .with_process(|pr| pr.retry = true),
-                ));
+                    ),
+                );
                 members.push(remote);
             }
-            let insecure: Vec<String> = if reg.plain_http { vec!["--insecure".into()] } else { vec![] };
+            let insecure: Vec<String> = if reg.plain_http {
+                vec!["--insecure".into()]
+            } else {
+                vec![]
+            };
             let mut args = vec!["manifest".to_string(), "create".into()];
             args.extend(insecure.clone());
             args.extend(["--amend".into(), index.clone()]);
             args.extend(members);
             let create = steps.add(
-                process(format!("index-{key}"), Phase::Tag, format!("create the manifest list {index} ({})", join(&publ.platforms)), program, args)
-                    .needs(pushed)
-                    .image(&image.key)
-                    .registry(&publ.registry),
+                process(
+                    format!("index-{key}"),
+                    Phase::Tag,
+                    format!(
+                        "create the manifest list {index} ({})",
+                        join(&publ.platforms)
+                    ),
+                    program,
+                    args,
+                )
+                .needs(pushed)
+                .image(&image.key)
+                .registry(&publ.registry),
             );
             let mut args = vec!["manifest".to_string(), "push".into()];
             args.extend(insecure);
             args.extend(["--purge".into(), index.clone()]);
             let push = steps.add(
-                process(format!("tag-{key}"), Phase::Tag, format!("push the manifest list {index}"), program, args)
-                    .needs([create])
-                    .image(&image.key)
-                    .registry(&publ.registry)
-                    .with_process(|pr| pr.retry = true),
+                process(
+                    format!("tag-{key}"),
+                    Phase::Tag,
+                    format!("push the manifest list {index}"),
+                    program,
+                    args,
+                )
+                .needs([create])
+                .image(&image.key)
+                .registry(&publ.registry)
+                .with_process(|pr| pr.retry = true),
             );
             for t in publ.tags.iter().filter(|t| !t.floating && t.name != anchor) {
                 steps.add(crate::plan::Step {

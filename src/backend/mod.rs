@@ -47,7 +47,11 @@ impl Context<'_> {
 
     /// Publications of one image.
     pub fn publications(&self, key: &str) -> Vec<&Publication> {
-        self.release.publications.iter().filter(|p| p.image == key).collect()
+        self.release
+            .publications
+            .iter()
+            .filter(|p| p.image == key)
+            .collect()
     }
 
     /// The registry of a publication.
@@ -86,7 +90,12 @@ impl Context<'_> {
         self.project
             .registries
             .values()
-            .filter(|r| self.release.publications.iter().any(|p| p.registry == r.name))
+            .filter(|r| {
+                self.release
+                    .publications
+                    .iter()
+                    .any(|p| p.registry == r.name)
+            })
             .collect()
     }
 }
@@ -122,7 +131,11 @@ pub fn logins(ctx: &Context, steps: &mut Steps, program: &str) -> Vec<String> {
         };
         let mut args = vec!["login".to_string()];
         args.push(reg.host.clone());
-        args.extend(["--username".into(), format!("${{env.{user}}}"), "--password-stdin".into()]);
+        args.extend([
+            "--username".into(),
+            format!("${{env.{user}}}"),
+            "--password-stdin".into(),
+        ]);
         if program == "podman" && reg.plain_http {
             args.push("--tls-verify=false".into());
         }
@@ -182,19 +195,37 @@ pub fn qemu_step(program: &str, platforms: &[Platform]) -> Option<Step> {
     if platforms.is_empty() {
         return None;
     }
-    let archs: Vec<String> = platforms.iter().map(|p| p.arch.clone()).fold(Vec::new(), |mut v, a| {
-        if !v.contains(&a) {
-            v.push(a);
-        }
-        v
-    });
-    let image = if program == "podman" { "docker.io/tonistiigi/binfmt" } else { "tonistiigi/binfmt" };
+    let archs: Vec<String> =
+        platforms
+            .iter()
+            .map(|p| p.arch.clone())
+            .fold(Vec::new(), |mut v, a| {
+                if !v.contains(&a) {
+                    v.push(a);
+                }
+                v
+            });
+    let image = if program == "podman" {
+        "docker.io/tonistiigi/binfmt"
+    } else {
+        "tonistiigi/binfmt"
+    };
     Some(process(
         "qemu",
         Phase::Setup,
-        format!("register QEMU handlers for {}", crate::platform::join(platforms)),
+        format!(
+            "register QEMU handlers for {}",
+            crate::platform::join(platforms)
+        ),
         program,
-        vec!["run".into(), "--privileged".into(), "--rm".into(), image.into(), "--install".into(), archs.join(",")],
+        vec![
+            "run".into(),
+            "--privileged".into(),
+            "--rm".into(),
+            image.into(),
+            "--install".into(),
+            archs.join(","),
+        ],
     ))
 }
 
@@ -207,7 +238,10 @@ pub fn non_ascii(p: &Path) -> bool {
 /// `.multiarch/ctx/` when its folder name is not ASCII (buildx issue 2793), with the steps that
 /// make the link.
 pub fn context_path(ctx: &Context, image: &Image) -> (PathBuf, Vec<Step>) {
-    let base_ascii = image.context.file_name().is_none_or(|n| n.to_string_lossy().is_ascii());
+    let base_ascii = image
+        .context
+        .file_name()
+        .is_none_or(|n| n.to_string_lossy().is_ascii());
     if base_ascii {
         return (image.context.clone(), Vec::new());
     }
@@ -216,7 +250,11 @@ pub fn context_path(ctx: &Context, image: &Image) -> (PathBuf, Vec<Step>) {
     let mkdir = process(
         format!("link-dir-{}", slug(&image.key)),
         Phase::Setup,
-        format!("make {} for the context link of {}", dir.display(), image.key),
+        format!(
+            "make {} for the context link of {}",
+            dir.display(),
+            image.key
+        ),
         "mkdir",
         vec!["-p".into(), dir.display().to_string()],
     )
@@ -224,9 +262,16 @@ pub fn context_path(ctx: &Context, image: &Image) -> (PathBuf, Vec<Step>) {
     let ln = process(
         format!("link-context-{}", slug(&image.key)),
         Phase::Setup,
-        format!("reach the context of {} through an ASCII symlink (buildx issue 2793)", image.key),
+        format!(
+            "reach the context of {} through an ASCII symlink (buildx issue 2793)",
+            image.key
+        ),
         "ln",
-        vec!["-sfn".into(), image.context.display().to_string(), link.display().to_string()],
+        vec![
+            "-sfn".into(),
+            image.context.display().to_string(),
+            link.display().to_string(),
+        ],
     )
     .needs([mkdir.id.clone()])
     .image(&image.key);

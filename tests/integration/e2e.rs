@@ -17,11 +17,19 @@ const PASSWORD: &str = "multiarch-secret-pw";
 const BUSYBOX: &str = "/var/lib/multiarch-test/busybox";
 
 fn reachable(port: u16) -> bool {
-    std::net::TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), std::time::Duration::from_secs(2)).is_ok()
+    std::net::TcpStream::connect_timeout(
+        &([127, 0, 0, 1], port).into(),
+        std::time::Duration::from_secs(2),
+    )
+    .is_ok()
 }
 
 fn runs(cmd: &str, args: &[&str]) -> bool {
-    Command::new(cmd).args(args).output().map(|o| o.status.success()).unwrap_or(false)
+    Command::new(cmd)
+        .args(args)
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
 }
 
 /// True when every real component is there; false (test skipped) or a panic under
@@ -59,7 +67,10 @@ struct Project {
 }
 
 fn unique(name: &str) -> String {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
     format!("multiarch-e2e/{name}-{}-{nanos}", std::process::id())
 }
 
@@ -75,17 +86,32 @@ fn project(name: &str, edit: impl FnOnce(&mut String, &Path)) -> Project {
     }
     for arch in ["amd64", "arm64"] {
         std::fs::create_dir_all(dir.join(arch)).unwrap();
-        std::fs::copy(Path::new(BUSYBOX).join(arch).join("busybox"), dir.join(arch).join("busybox")).unwrap();
+        std::fs::copy(
+            Path::new(BUSYBOX).join(arch).join("busybox"),
+            dir.join(arch).join("busybox"),
+        )
+        .unwrap();
     }
     let repo = unique(name);
     let mut toml = std::fs::read_to_string(dir.join("multiarch.toml")).unwrap();
-    toml = toml.replace("repository = \"multiarch-e2e/hello\"", &format!("repository = \"{repo}\""));
-    assert!(toml.contains(&repo), "the example's repository line changed");
+    toml = toml.replace(
+        "repository = \"multiarch-e2e/hello\"",
+        &format!("repository = \"{repo}\""),
+    );
+    assert!(
+        toml.contains(&repo),
+        "the example's repository line changed"
+    );
     edit(&mut toml, &dir);
     std::fs::write(dir.join("multiarch.toml"), toml).unwrap();
     let config = tmp.path().join("docker-config");
     std::fs::create_dir_all(&config).unwrap();
-    Project { _tmp: tmp, dir, config, repo }
+    Project {
+        _tmp: tmp,
+        dir,
+        config,
+        repo,
+    }
 }
 
 impl Project {
@@ -122,7 +148,13 @@ fn platforms_of(index: &serde_json::Value) -> Vec<String> {
         .map(|m| {
             m.iter()
                 .filter(|d| d["platform"]["os"] != "unknown")
-                .map(|d| format!("{}/{}", d["platform"]["os"].as_str().unwrap_or(""), d["platform"]["architecture"].as_str().unwrap_or("")))
+                .map(|d| {
+                    format!(
+                        "{}/{}",
+                        d["platform"]["os"].as_str().unwrap_or(""),
+                        d["platform"]["architecture"].as_str().unwrap_or("")
+                    )
+                })
                 .collect()
         })
         .unwrap_or_default();
@@ -131,25 +163,42 @@ fn platforms_of(index: &serde_json::Value) -> Vec<String> {
 }
 
 fn assert_index(port: u16, repo: &str, tag: &str) -> serde_json::Value {
-    let m = raw_manifest(port, repo, tag).unwrap_or_else(|| panic!("127.0.0.1:{port}/{repo}:{tag} is missing"));
+    let m = raw_manifest(port, repo, tag)
+        .unwrap_or_else(|| panic!("127.0.0.1:{port}/{repo}:{tag} is missing"));
     let mt = m["mediaType"].as_str().unwrap_or("");
-    assert!(mt.contains("manifest.list") || mt.contains("image.index"), "{tag} is not an index: {mt}");
-    assert_eq!(platforms_of(&m), vec!["linux/amd64", "linux/arm64"], "{repo}:{tag}");
+    assert!(
+        mt.contains("manifest.list") || mt.contains("image.index"),
+        "{tag} is not an index: {mt}"
+    );
+    assert_eq!(
+        platforms_of(&m),
+        vec!["linux/amd64", "linux/arm64"],
+        "{repo}:{tag}"
+    );
     m
 }
 
 /// Messages as one line: miette wraps long lines and draws a margin.
 fn flat(s: &str) -> String {
-    s.replace('│', " ").split_whitespace().collect::<Vec<_>>().join(" ")
+    s.replace('│', " ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn no_secret(out: &Output) {
-    assert!(!out.stdout.contains(PASSWORD) && !out.stderr.contains(PASSWORD), "the password was printed");
+    assert!(
+        !out.stdout.contains(PASSWORD) && !out.stderr.contains(PASSWORD),
+        "the password was printed"
+    );
 }
 
 fn release_and_check(backend: &str) {
     let p = project(backend, |_, _| {});
-    let out = p.multiarch().args(["apply", "--backend", backend, "--version", "1.2.3"]).run();
+    let out = p
+        .multiarch()
+        .args(["apply", "--backend", backend, "--version", "1.2.3"])
+        .run();
     assert_eq!(out.code, 0, "apply failed:\n{}", out.stderr);
     no_secret(&out);
     for port in [5000, 5001] {
@@ -161,8 +210,15 @@ fn release_and_check(backend: &str) {
     }
     // The arm64 image really is arm64: it runs under QEMU and says so.
     let image = format!("127.0.0.1:5000/{}:1.2.3", p.repo);
-    let run = Command::new(DOCKER).args(["run", "--rm", "--platform", "linux/arm64", &image]).output().unwrap();
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let run = Command::new(DOCKER)
+        .args(["run", "--rm", "--platform", "linux/arm64", &image])
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
     assert_eq!(String::from_utf8_lossy(&run.stdout).trim(), "aarch64");
     // And multiarch's own verify agrees, for every tag.
     let v = p.multiarch().args(["verify", "--version", "1.2.3"]).run();
@@ -189,19 +245,40 @@ fn load_with_two_platforms_builds_each_into_the_local_store() {
         return;
     }
     let p = project("load", |_, _| {});
-    let out = p.multiarch().args(["apply", "--load", "--backend", "docker", "--version", "0.9.0"]).run();
+    let out = p
+        .multiarch()
+        .args([
+            "apply",
+            "--load",
+            "--backend",
+            "docker",
+            "--version",
+            "0.9.0",
+        ])
+        .run();
     assert_eq!(out.code, 0, "{}", out.stderr);
-    assert!(!out.stderr.contains("does not currently support exporting manifest lists"));
+    assert!(!out
+        .stderr
+        .contains("does not currently support exporting manifest lists"));
     for sfx in ["amd64", "arm64"] {
         let name = format!("127.0.0.1:5000/{}:0.9.0-{sfx}", p.repo);
-        let arch = Command::new(DOCKER).args(["image", "inspect", "--format", "{{.Architecture}}", &name]).output().unwrap();
+        let arch = Command::new(DOCKER)
+            .args(["image", "inspect", "--format", "{{.Architecture}}", &name])
+            .output()
+            .unwrap();
         assert!(arch.status.success(), "{name} was not loaded");
         assert_eq!(String::from_utf8_lossy(&arch.stdout).trim(), sfx);
     }
     // The host's platform also carries the release's names; nothing was pushed.
     let local = format!("127.0.0.1:5000/{}:0.9.0", p.repo);
-    assert!(runs(DOCKER, &["image", "inspect", &local]), "{local} missing");
-    assert!(raw_manifest(5000, &p.repo, "0.9.0").is_none(), "--load pushed");
+    assert!(
+        runs(DOCKER, &["image", "inspect", &local]),
+        "{local} missing"
+    );
+    assert!(
+        raw_manifest(5000, &p.repo, "0.9.0").is_none(),
+        "--load pushed"
+    );
 }
 
 #[test]
@@ -215,18 +292,46 @@ fn a_failed_build_publishes_no_tag_at_all() {
         std::fs::write(dir.join("broken/Dockerfile"), "FROM scratch\nARG TARGETARCH\nCOPY ${TARGETARCH}/busybox /bin/busybox\nRUN [\"/bin/busybox\", \"sh\", \"-c\", \"echo about to fail; exit 3\"]\n").unwrap();
         for arch in ["amd64", "arm64"] {
             std::fs::create_dir_all(dir.join("broken").join(arch)).unwrap();
-            std::fs::copy(Path::new(BUSYBOX).join(arch).join("busybox"), dir.join("broken").join(arch).join("busybox")).unwrap();
+            std::fs::copy(
+                Path::new(BUSYBOX).join(arch).join("busybox"),
+                dir.join("broken").join(arch).join("busybox"),
+            )
+            .unwrap();
         }
-        toml.push_str(&format!("\n[images.broken]\ncontext = \"broken\"\nrepository = \"{broken_repo}\"\n"));
+        toml.push_str(&format!(
+            "\n[images.broken]\ncontext = \"broken\"\nrepository = \"{broken_repo}\"\n"
+        ));
     });
-    let out = p.multiarch().args(["apply", "--backend", "docker", "--version", "2.0.0", "--jobs", "2"]).run();
+    let out = p
+        .multiarch()
+        .args([
+            "apply",
+            "--backend",
+            "docker",
+            "--version",
+            "2.0.0",
+            "--jobs",
+            "2",
+        ])
+        .run();
     assert_eq!(out.code, 1, "{}", out.stderr);
     assert!(out.stderr.contains("failed"), "{}", out.stderr);
     assert!(out.stderr.contains("exit code"), "{}", out.stderr);
-    assert!(out.stderr.contains("about to fail"), "the failing step's last lines are shown:\n{}", out.stderr);
-    assert!(flat(&out.stderr).contains("no floating tag was moved"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("about to fail"),
+        "the failing step's last lines are shown:\n{}",
+        out.stderr
+    );
+    assert!(
+        flat(&out.stderr).contains("no floating tag was moved"),
+        "{}",
+        out.stderr
+    );
     for tag in ["2.0.0", "2.0", "latest"] {
-        assert!(raw_manifest(5000, &p.repo, tag).is_none(), "{tag} was published despite the failure");
+        assert!(
+            raw_manifest(5000, &p.repo, tag).is_none(),
+            "{tag} was published despite the failure"
+        );
     }
 }
 
@@ -236,7 +341,10 @@ fn a_registry_that_needs_a_login_is_refused_up_front_then_released() {
         return;
     }
     let p = project("auth", |toml, _| {
-        *toml = toml.replace("registries = [\"local\", \"auth\"]", "registries = [\"auth\"]");
+        *toml = toml.replace(
+            "registries = [\"local\", \"auth\"]",
+            "registries = [\"auth\"]",
+        );
     });
     let out = p
         .multiarch()
@@ -246,11 +354,26 @@ fn a_registry_that_needs_a_login_is_refused_up_front_then_released() {
         .run();
     assert_eq!(out.code, 1, "{}", out.stderr);
     let msg = flat(&out.stderr);
-    assert!(msg.contains("no credentials for registry \"auth\""), "{}", out.stderr);
-    assert!(msg.contains("docker login 127.0.0.1:5001"), "{}", out.stderr);
+    assert!(
+        msg.contains("no credentials for registry \"auth\""),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        msg.contains("docker login 127.0.0.1:5001"),
+        "{}",
+        out.stderr
+    );
     assert!(out.stderr.contains("MULTIARCH_TEST_USER"), "{}", out.stderr);
-    assert!(!out.stderr.contains("build-"), "something was built:\n{}", out.stderr);
-    let out = p.multiarch().args(["apply", "--backend", "docker", "--version", "1.0.0"]).run();
+    assert!(
+        !out.stderr.contains("build-"),
+        "something was built:\n{}",
+        out.stderr
+    );
+    let out = p
+        .multiarch()
+        .args(["apply", "--backend", "docker", "--version", "1.0.0"])
+        .run();
     assert_eq!(out.code, 0, "{}", out.stderr);
     no_secret(&out);
     assert_index(5001, &p.repo, "1.0.0");
@@ -268,11 +391,26 @@ fn resume_finishes_without_rebuilding_what_was_pushed() {
         std::fs::write(dir.join("late/Dockerfile"), "FROM scratch\nARG TARGETARCH\nCOPY ${TARGETARCH}/busybox /bin/busybox\nRUN [\"/bin/busybox\", \"test\", \"-e\", \"/bin/busybox\"]\nRUN [\"/bin/busybox\", \"sh\", \"-c\", \"test -e /ready-$TARGETARCH || { echo not ready; exit 1; }\"]\n").unwrap();
         for arch in ["amd64", "arm64"] {
             std::fs::create_dir_all(dir.join("late").join(arch)).unwrap();
-            std::fs::copy(Path::new(BUSYBOX).join(arch).join("busybox"), dir.join("late").join(arch).join("busybox")).unwrap();
+            std::fs::copy(
+                Path::new(BUSYBOX).join(arch).join("busybox"),
+                dir.join("late").join(arch).join("busybox"),
+            )
+            .unwrap();
         }
         toml.push_str(&format!("\n[images.late]\ncontext = \"late\"\nrepository = \"{dep_repo}\"\nregistries = [\"local\"]\n"));
     });
-    let first = p.multiarch().args(["apply", "--backend", "docker", "--version", "3.0.0", "--jobs", "1"]).run();
+    let first = p
+        .multiarch()
+        .args([
+            "apply",
+            "--backend",
+            "docker",
+            "--version",
+            "3.0.0",
+            "--jobs",
+            "1",
+        ])
+        .run();
     assert_eq!(first.code, 1, "{}", first.stderr);
     assert!(first.stderr.contains("--resume"), "{}", first.stderr);
     // Fix the cause (same plan: the Dockerfile's content is not part of it) and resume.
@@ -281,11 +419,31 @@ fn resume_finishes_without_rebuilding_what_was_pushed() {
         "FROM scratch\nARG TARGETARCH\nCOPY ${TARGETARCH}/busybox /bin/busybox\nRUN [\"/bin/busybox\", \"test\", \"-e\", \"/bin/busybox\"]\n",
     )
     .unwrap();
-    let second = p.multiarch().args(["apply", "--backend", "docker", "--version", "3.0.0", "--jobs", "1", "--resume"]).run();
+    let second = p
+        .multiarch()
+        .args([
+            "apply",
+            "--backend",
+            "docker",
+            "--version",
+            "3.0.0",
+            "--jobs",
+            "1",
+            "--resume",
+        ])
+        .run();
     assert_eq!(second.code, 0, "{}", second.stderr);
     assert!(second.stderr.contains("resuming:"), "{}", second.stderr);
-    for hello_step in ["build-hello-linux-amd64", "build-hello-linux-arm64", "push-hello-local-linux-amd64"] {
-        assert!(!second.stderr.contains(&format!("[{hello_step}] start")), "{hello_step} ran again:\n{}", second.stderr);
+    for hello_step in [
+        "build-hello-linux-amd64",
+        "build-hello-linux-arm64",
+        "push-hello-local-linux-amd64",
+    ] {
+        assert!(
+            !second.stderr.contains(&format!("[{hello_step}] start")),
+            "{hello_step} ran again:\n{}",
+            second.stderr
+        );
     }
     assert_index(5000, &p.repo, "3.0.0");
     assert_index(5000, &dep_repo, "latest");
@@ -297,8 +455,22 @@ fn dry_run_touches_nothing() {
         return;
     }
     let p = project("dry", |_, _| {});
-    let out = p.multiarch().args(["apply", "--dry-run", "--backend", "docker", "--version", "1.0.0"]).code(0);
-    assert!(out.stdout.contains("docker build --platform linux/arm64"), "{}", out.stdout);
+    let out = p
+        .multiarch()
+        .args([
+            "apply",
+            "--dry-run",
+            "--backend",
+            "docker",
+            "--version",
+            "1.0.0",
+        ])
+        .code(0);
+    assert!(
+        out.stdout.contains("docker build --platform linux/arm64"),
+        "{}",
+        out.stdout
+    );
     assert!(raw_manifest(5000, &p.repo, "1.0.0").is_none());
     assert!(!p.dir.join(".multiarch/journal.json").exists());
 }
@@ -314,6 +486,10 @@ fn apply_checks_the_machine_before_building() {
     assert_eq!(out.code, 1, "{}", out.stderr);
     let msg = flat(&out.stderr);
     assert!(msg.contains("buildx"), "{}", out.stderr);
-    assert!(!out.stderr.contains("start:"), "a step ran:\n{}", out.stderr);
+    assert!(
+        !out.stderr.contains("start:"),
+        "a step ran:\n{}",
+        out.stderr
+    );
     assert!(raw_manifest(5000, &p.repo, "1.0.0").is_none());
 }

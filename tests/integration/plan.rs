@@ -9,7 +9,11 @@ use multiarch::plan::{self, Action, Options, Phase, Plan};
 
 use crate::common::{example, repo, Test};
 
-const BACKENDS: [BackendKind; 3] = [BackendKind::Buildx, BackendKind::Docker, BackendKind::Podman];
+const BACKENDS: [BackendKind; 3] = [
+    BackendKind::Buildx,
+    BackendKind::Docker,
+    BackendKind::Podman,
+];
 
 fn examples() -> Vec<String> {
     let mut out: Vec<String> = std::fs::read_dir(repo().join("examples"))
@@ -52,13 +56,19 @@ fn name(b: BackendKind) -> &'static str {
 #[test]
 fn every_example_plans_with_every_backend() {
     let list = examples();
-    assert!(list.len() >= 4, "expected at least four examples, found {list:?}");
+    assert!(
+        list.len() >= 4,
+        "expected at least four examples, found {list:?}"
+    );
     for ex in &list {
         let project = load(ex);
         for b in BACKENDS {
             let p = make(&project, b, "1.4.2", false);
             plan::check_order(&p).unwrap();
-            insta::assert_snapshot!(format!("plan-{ex}-{}-text", name(b)), normalise(&plan::render_text(&p)));
+            insta::assert_snapshot!(
+                format!("plan-{ex}-{}-text", name(b)),
+                normalise(&plan::render_text(&p))
+            );
             let shell = plan::render_shell(&p);
             insta::assert_snapshot!(format!("plan-{ex}-{}-shell", name(b)), normalise(&shell));
             let status = std::process::Command::new("bash")
@@ -68,7 +78,11 @@ fn every_example_plans_with_every_backend() {
                 .arg(&shell)
                 .status()
                 .unwrap();
-            assert!(status.success(), "{ex}/{}: the shell plan is not valid bash", name(b));
+            assert!(
+                status.success(),
+                "{ex}/{}: the shell plan is not valid bash",
+                name(b)
+            );
         }
     }
 }
@@ -84,7 +98,12 @@ fn json_plan_round_trips() {
 }
 
 fn phase_index(p: &Plan, pred: impl Fn(&plan::Step) -> bool) -> Vec<usize> {
-    p.steps.iter().enumerate().filter(|(_, s)| pred(s)).map(|(i, _)| i).collect()
+    p.steps
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| pred(s))
+        .map(|(i, _)| i)
+        .collect()
 }
 
 /// Every step that writes a floating tag comes after every verification, which comes after
@@ -101,26 +120,49 @@ fn publishing_order_holds_for_every_backend() {
             let builds = phase_index(&p, |s| s.phase == Phase::Build);
             assert!(!verify.is_empty(), "{ex}: no verify step");
             if let (Some(lv), Some(ff)) = (verify.iter().max(), floating.iter().min()) {
-                assert!(lv < ff, "{ex}/{}: a floating tag moves before verification", name(b));
+                assert!(
+                    lv < ff,
+                    "{ex}/{}: a floating tag moves before verification",
+                    name(b)
+                );
             }
             // Every floating tag waits for the gate that waits for every verification.
             let gate = p.steps.iter().find(|s| s.id == "all-verified");
             for f in &floating {
                 assert_eq!(p.steps[*f].needs, vec!["all-verified".to_string()], "{ex}");
                 let gate = gate.expect("a verification gate");
-                for v in verify.iter().filter(|v| matches!(p.steps[**v].action, Action::Verify(_))) {
-                    assert!(gate.needs.contains(&p.steps[*v].id), "{ex}: the gate does not wait for {}", p.steps[*v].id);
+                for v in verify
+                    .iter()
+                    .filter(|v| matches!(p.steps[**v].action, Action::Verify(_)))
+                {
+                    assert!(
+                        gate.needs.contains(&p.steps[*v].id),
+                        "{ex}: the gate does not wait for {}",
+                        p.steps[*v].id
+                    );
                 }
             }
             // Every tag step waits for the gate that waits for every build.
             if let Some(pushed) = p.steps.iter().find(|s| s.id == "all-pushed") {
                 for b in &builds {
                     if p.steps[*b].id != "all-pushed" {
-                        assert!(pushed.needs.contains(&p.steps[*b].id), "{ex}: all-pushed misses {}", p.steps[*b].id);
+                        assert!(
+                            pushed.needs.contains(&p.steps[*b].id),
+                            "{ex}: all-pushed misses {}",
+                            p.steps[*b].id
+                        );
                     }
                 }
                 for t in &tags {
-                    assert!(p.steps[*t].needs.contains(&"all-pushed".to_string()) || p.steps[*t].needs.iter().any(|n| p.steps.iter().any(|s| &s.id == n && s.phase == Phase::Tag)), "{ex}: {} does not wait for all-pushed", p.steps[*t].id);
+                    assert!(
+                        p.steps[*t].needs.contains(&"all-pushed".to_string())
+                            || p.steps[*t].needs.iter().any(|n| p
+                                .steps
+                                .iter()
+                                .any(|s| &s.id == n && s.phase == Phase::Tag)),
+                        "{ex}: {} does not wait for all-pushed",
+                        p.steps[*t].id
+                    );
                 }
             }
             if let (Some(lb), Some(ft)) = (builds.iter().max(), tags.iter().min()) {
@@ -134,7 +176,11 @@ fn publishing_order_holds_for_every_backend() {
 fn prerelease_moves_no_floating_tag() {
     let project = load("seed-release");
     let p = make(&project, BackendKind::Buildx, "1.4.2-rc.1", false);
-    assert!(p.steps.iter().all(|s| s.phase != Phase::Floating), "{}", plan::render_text(&p));
+    assert!(
+        p.steps.iter().all(|s| s.phase != Phase::Floating),
+        "{}",
+        plan::render_text(&p)
+    );
     for publ in &p.publications {
         assert!(publ.tags.iter().all(|t| !t.floating));
         assert!(publ.skipped_floating.iter().any(|t| t == "latest"));
@@ -147,17 +193,43 @@ fn prerelease_moves_no_floating_tag() {
 fn dependants_get_their_base_pinned_by_digest() {
     let project = load("monorepo");
     let p = make(&project, BackendKind::Buildx, "3.1.0", false);
-    let dependant = project.images.values().find(|i| !i.depends_on.is_empty()).expect("a dependant");
+    let dependant = project
+        .images
+        .values()
+        .find(|i| !i.depends_on.is_empty())
+        .expect("a dependant");
     let base = &dependant.depends_on[0];
-    let build = p.steps.iter().find(|s| s.id == format!("build-{}", plan::slug(&dependant.key))).unwrap();
+    let build = p
+        .steps
+        .iter()
+        .find(|s| s.id == format!("build-{}", plan::slug(&dependant.key)))
+        .unwrap();
     assert!(build.needs.contains(&format!("build-{}", plan::slug(base))));
-    let Action::Process(pr) = &build.action else { panic!() };
-    let ctx = pr.args.iter().position(|a| a == "--build-context").expect("a build context");
+    let Action::Process(pr) = &build.action else {
+        panic!()
+    };
+    let ctx = pr
+        .args
+        .iter()
+        .position(|a| a == "--build-context")
+        .expect("a build context");
     let value = &pr.args[ctx + 1];
-    assert!(value.starts_with(&format!("{base}=docker-image://")), "{value}");
-    assert!(value.ends_with(&format!("@${{digest.{}}}", plan::slug(base))), "{value}");
-    let base_build = p.steps.iter().find(|s| s.id == format!("build-{}", plan::slug(base))).unwrap();
-    let Action::Process(bp) = &base_build.action else { panic!() };
+    assert!(
+        value.starts_with(&format!("{base}=docker-image://")),
+        "{value}"
+    );
+    assert!(
+        value.ends_with(&format!("@${{digest.{}}}", plan::slug(base))),
+        "{value}"
+    );
+    let base_build = p
+        .steps
+        .iter()
+        .find(|s| s.id == format!("build-{}", plan::slug(base)))
+        .unwrap();
+    let Action::Process(bp) = &base_build.action else {
+        panic!()
+    };
     assert_eq!(bp.captures.as_ref().unwrap().name, plan::slug(base));
 }
 
@@ -169,26 +241,43 @@ fn nodes_share_one_builder() {
         .steps
         .iter()
         .filter_map(|s| match &s.action {
-            Action::Process(pr) if pr.args.starts_with(&["buildx".into(), "create".into()]) => Some(pr),
+            Action::Process(pr) if pr.args.starts_with(&["buildx".into(), "create".into()]) => {
+                Some(pr)
+            }
             _ => None,
         })
         .collect();
-    assert_eq!(creates.len(), project.builder.nodes.len() + usize::from(creates.len() > project.builder.nodes.len()));
+    assert_eq!(
+        creates.len(),
+        project.builder.nodes.len() + usize::from(creates.len() > project.builder.nodes.len())
+    );
     for n in &project.builder.nodes {
-        let c = creates.iter().find(|c| c.args.contains(&n.name)).expect("a create per node");
+        let c = creates
+            .iter()
+            .find(|c| c.args.contains(&n.name))
+            .expect("a create per node");
         let i = c.args.iter().position(|a| a == "--platform").unwrap();
         assert_eq!(c.args[i + 1], multiarch::platform::join(&n.platforms));
         assert_eq!(c.args.last().unwrap(), &n.endpoint);
         assert!(c.skip_if.is_some(), "builder creation is idempotent");
     }
-    assert!(creates.iter().skip(1).all(|c| c.args.contains(&"--append".to_string())));
+    assert!(creates
+        .iter()
+        .skip(1)
+        .all(|c| c.args.contains(&"--append".to_string())));
     // Platforms a native node covers need no QEMU.
     let qemu = p.steps.iter().find(|s| s.id == "qemu");
     if let Some(q) = qemu {
-        let Action::Process(pr) = &q.action else { panic!() };
+        let Action::Process(pr) = &q.action else {
+            panic!()
+        };
         for n in &project.builder.nodes {
             for pl in &n.platforms {
-                assert!(!pr.args.last().unwrap().split(',').any(|a| a == pl.arch), "{pl} is native on {}", n.name);
+                assert!(
+                    !pr.args.last().unwrap().split(',').any(|a| a == pl.arch),
+                    "{pl} is native on {}",
+                    n.name
+                );
             }
         }
     }
@@ -204,10 +293,18 @@ fn load_never_puts_two_platforms_in_one_load() {
             for s in &p.steps {
                 assert!(!matches!(s.action, Action::Verify(_) | Action::Copy(_)));
                 if let Action::Process(pr) = &s.action {
-                    assert!(!pr.args.iter().any(|a| a == "push" || a.contains("push=true")), "{ex}: {s:?}");
+                    assert!(
+                        !pr.args
+                            .iter()
+                            .any(|a| a == "push" || a.contains("push=true")),
+                        "{ex}: {s:?}"
+                    );
                     if pr.args.iter().any(|a| a == "--load") {
                         let i = pr.args.iter().position(|a| a == "--platform").unwrap();
-                        assert!(!pr.args[i + 1].contains(','), "{ex}: several platforms in one --load");
+                        assert!(
+                            !pr.args[i + 1].contains(','),
+                            "{ex}: several platforms in one --load"
+                        );
                     }
                 }
             }
@@ -215,7 +312,12 @@ fn load_never_puts_two_platforms_in_one_load() {
         // With the containerd image store one --load takes every platform.
         let mut facts = HostFacts::fixed();
         facts.containerd_store = true;
-        let opts = Options { backend: Some(BackendKind::Buildx), version: Some("1.0.0".into()), only: vec![], load: true };
+        let opts = Options {
+            backend: Some(BackendKind::Buildx),
+            version: Some("1.0.0".into()),
+            only: vec![],
+            load: true,
+        };
         let p = plan::plan(&project, &facts, &opts).unwrap();
         assert!(p.steps.iter().any(|s| s.id.starts_with("load-")));
     }
@@ -226,13 +328,18 @@ fn secrets_stay_out_of_every_plan() {
     let project = load("seed-release");
     for b in BACKENDS {
         let p = make(&project, b, "1.0.0", false);
-        let text = plan::render_text(&p) + &plan::render_shell(&p) + &serde_json::to_string(&p).unwrap();
+        let text =
+            plan::render_text(&p) + &plan::render_shell(&p) + &serde_json::to_string(&p).unwrap();
         for s in &p.steps {
             if let Action::Process(pr) = &s.action {
                 if pr.args.iter().any(|a| a == "login") {
                     assert!(pr.args.contains(&"--password-stdin".to_string()));
                     assert!(pr.stdin.is_some());
-                    assert!(!pr.args.iter().any(|a| a.contains("PASSWORD")), "{:?}", pr.args);
+                    assert!(
+                        !pr.args.iter().any(|a| a.contains("PASSWORD")),
+                        "{:?}",
+                        pr.args
+                    );
                 }
             }
         }
@@ -243,11 +350,22 @@ fn secrets_stay_out_of_every_plan() {
 #[test]
 fn only_selects_an_image_and_its_bases() {
     let project = load("monorepo");
-    let dependant = project.images.values().find(|i| !i.depends_on.is_empty()).unwrap();
-    let opts = Options { backend: None, version: Some("1.0.0".into()), only: vec![dependant.key.clone()], load: false };
+    let dependant = project
+        .images
+        .values()
+        .find(|i| !i.depends_on.is_empty())
+        .unwrap();
+    let opts = Options {
+        backend: None,
+        version: Some("1.0.0".into()),
+        only: vec![dependant.key.clone()],
+        load: false,
+    };
     let p = plan::plan(&project, &HostFacts::fixed(), &opts).unwrap();
-    let images: std::collections::BTreeSet<_> = p.steps.iter().filter_map(|s| s.image.clone()).collect();
-    let mut expected: std::collections::BTreeSet<String> = dependant.depends_on.iter().cloned().collect();
+    let images: std::collections::BTreeSet<_> =
+        p.steps.iter().filter_map(|s| s.image.clone()).collect();
+    let mut expected: std::collections::BTreeSet<String> =
+        dependant.depends_on.iter().cloned().collect();
     expected.insert(dependant.key.clone());
     assert_eq!(images, expected);
 }
@@ -255,12 +373,30 @@ fn only_selects_an_image_and_its_bases() {
 #[test]
 fn plan_command_needs_a_version_and_says_how() {
     let out = Test::new()
-        .args(["-f", example("seed-release").join("multiarch.toml").to_str().unwrap(), "plan"])
+        .args([
+            "-f",
+            example("seed-release")
+                .join("multiarch.toml")
+                .to_str()
+                .unwrap(),
+            "plan",
+        ])
         .env("GIT_DIR", "/nonexistent")
         .code(2);
     assert!(out.stderr.contains("--version"), "{}", out.stderr);
     let out = Test::new()
-        .args(["-f", example("seed-release").join("multiarch.toml").to_str().unwrap(), "plan", "--version", "1.2.3", "--format", "json"])
+        .args([
+            "-f",
+            example("seed-release")
+                .join("multiarch.toml")
+                .to_str()
+                .unwrap(),
+            "plan",
+            "--version",
+            "1.2.3",
+            "--format",
+            "json",
+        ])
         .code(0);
     let p: Plan = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(p.version.as_deref(), Some("1.2.3"));
