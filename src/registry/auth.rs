@@ -162,7 +162,7 @@ pub fn parse_challenges(header: &str) -> Vec<Challenge> {
             .find(|c: char| c == '=' || c == ',' || c.is_whitespace())
             .unwrap_or(rest.len());
         let token = &rest[..end];
-        let after = rest[end..].trim_start_matches(|c: char| c == ' ' || c == '\t');
+        let after = rest[end..].trim_start_matches([' ', '\t']);
         if let Some(value_part) = after.strip_prefix('=') {
             // A parameter of the current challenge.
             let value_part = value_part.trim_start();

@@ -589,8 +589,7 @@ impl Client {
                     })
                     .or_else(|| {
                         challenges
-                            .iter()
-                            .any(|c| *c == Challenge::Basic)
+                            .contains(&Challenge::Basic)
                             .then_some(HostAuth::Basic)
                     });
                 let Some(learned) = learned else {
