@@ -1002,6 +1002,212 @@ mod tests {
         assert_eq!(backoff(r, 1, Some(3600)), r.max_wait);
     }
 
+    /// A one-request-per-connection HTTP server on loopback answering with `answer(request)`;
+    /// returns its address and the requests it saw.
+    fn serve(
+        answer: impl Fn(&str, &str) -> String + Send + 'static,
+    ) -> (String, Arc<Mutex<Vec<String>>>) {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        let me = addr.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { break };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut head = String::new();
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    head.push_str(&line);
+                }
+                log.lock().unwrap().push(head.clone());
+                let resp = answer(&head, &me);
+                let _ = stream.write_all(resp.as_bytes());
+            }
+        });
+        (addr, seen)
+    }
+
+    fn reply(status: &str, headers: &[(&str, &str)], body: &str) -> String {
+        let mut r = format!(
+            "HTTP/1.1 {status}\r\nConnection: close\r\nContent-Length: {}\r\n",
+            body.len()
+        );
+        for (k, v) in headers {
+            r.push_str(&format!("{k}: {v}\r\n"));
+        }
+        format!("{r}\r\n{body}")
+    }
+
+    fn local(addr: &str, creds: Option<Credentials>) -> Endpoint {
+        Endpoint {
+            name: addr.to_string(),
+            api_host: addr.to_string(),
+            plain_http: true,
+            credentials: creds,
+        }
+    }
+
+    fn quick() -> Client {
+        Client::with_retry(Retry {
+            attempts: 3,
+            base: Duration::from_millis(1),
+            max_wait: Duration::from_millis(20),
+        })
+    }
+
+    const INDEX: &str = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#;
+
+    #[test]
+    fn retries_5xx_then_checks_the_digest() {
+        let n = Arc::new(Mutex::new(0));
+        let count = n.clone();
+        let (addr, seen) = serve(move |_, _| {
+            let mut c = count.lock().unwrap();
+            *c += 1;
+            if *c == 1 {
+                reply("503 Service Unavailable", &[("Retry-After", "0")], "")
+            } else {
+                let d = sha256_digest(INDEX.as_bytes());
+                reply("200 OK", &[("Docker-Content-Digest", &d)], INDEX)
+            }
+        });
+        let m = quick()
+            .get_manifest(&local(&addr, None), "a/b", "1.0")
+            .unwrap()
+            .unwrap();
+        assert_eq!(m.kind(), manifest::Kind::Index);
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 2);
+        assert!(seen[1].to_ascii_lowercase().contains("accept: application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json"), "{}", seen[1]);
+        // A digest that does not match the body is refused.
+        let (addr, _) = serve(|_, _| {
+            reply(
+                "200 OK",
+                &[(
+                    "Docker-Content-Digest",
+                    &format!("sha256:{}", "0".repeat(64)),
+                )],
+                INDEX,
+            )
+        });
+        let e = quick()
+            .get_manifest(&local(&addr, None), "a/b", "1.0")
+            .unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Digest);
+    }
+
+    #[test]
+    fn rate_limits_are_reported_with_docker_hub_headers() {
+        let (addr, seen) = serve(|_, _| {
+            reply(
+                "429 Too Many Requests",
+                &[
+                    ("RateLimit-Limit", "100;w=21600"),
+                    ("RateLimit-Remaining", "0;w=21600"),
+                    ("Docker-RateLimit-Source", "203.0.113.7"),
+                    ("Retry-After", "0"),
+                ],
+                r#"{"errors":[{"code":"TOOMANYREQUESTS","message":"You have reached your pull rate limit."}]}"#,
+            )
+        });
+        let e = quick()
+            .get_manifest(&local(&addr, None), "library/alpine", "3")
+            .unwrap_err();
+        assert_eq!(e.kind, ErrorKind::RateLimited);
+        assert!(e.message.contains("TOOMANYREQUESTS"), "{}", e.message);
+        assert!(
+            e.message
+                .contains("pull limit: 0 of 100 per 6h left (counted for 203.0.113.7)"),
+            "{}",
+            e.message
+        );
+        assert_eq!(seen.lock().unwrap().len(), 3, "three attempts");
+    }
+
+    #[test]
+    fn bearer_challenge_fetches_a_scoped_token_with_basic_credentials() {
+        let (addr, seen) = serve(|head, me| {
+            let first = head.lines().next().unwrap_or("");
+            let authz = head
+                .lines()
+                .find(|l| l.to_ascii_lowercase().starts_with("authorization:"))
+                .unwrap_or("");
+            if first.starts_with("GET /token") {
+                if authz.contains(
+                    &Credentials {
+                        username: "u".into(),
+                        secret: Secret::new("p"),
+                        identity_token: false,
+                        source: auth::CredentialSource::Helper { name: "t".into() },
+                    }
+                    .basic_header(),
+                ) {
+                    reply("200 OK", &[], r#"{"token":"tok-123"}"#)
+                } else {
+                    reply("401 Unauthorized", &[], "")
+                }
+            } else if authz.ends_with("Bearer tok-123") {
+                reply(
+                    "200 OK",
+                    &[("Content-Type", "application/vnd.oci.image.index.v1+json")],
+                    INDEX,
+                )
+            } else {
+                let c = format!(r#"Bearer realm="http://{me}/token",service="fake""#);
+                reply("401 Unauthorized", &[("WWW-Authenticate", &c)], "")
+            }
+        });
+        let creds = Credentials {
+            username: "u".into(),
+            secret: Secret::new("p"),
+            identity_token: false,
+            source: auth::CredentialSource::Env {
+                username_var: "U".into(),
+                password_var: "P".into(),
+            },
+        };
+        let client = quick();
+        let ep = local(&addr, Some(creds.clone()));
+        client.get_manifest(&ep, "org/app", "1").unwrap().unwrap();
+        // The token is reused: one more request, no second token fetch.
+        client.get_manifest(&ep, "org/app", "2").unwrap().unwrap();
+        let seen = seen.lock().unwrap().clone();
+        let lines: Vec<&str> = seen.iter().map(|h| h.lines().next().unwrap()).collect();
+        assert_eq!(
+            lines,
+            [
+                "GET /v2/org/app/manifests/1 HTTP/1.1",
+                "GET /token?service=fake&scope=repository%3Aorg%2Fapp%3Apull HTTP/1.1",
+                "GET /v2/org/app/manifests/1 HTTP/1.1",
+                "GET /v2/org/app/manifests/2 HTTP/1.1",
+            ]
+        );
+        // Wrong credentials: the token service refuses; the message names the registry and the
+        // variables, never the secret.
+        let bad = Credentials {
+            secret: Secret::new("wrong-secret"),
+            ..creds
+        };
+        let e = quick()
+            .get_manifest(&local(&addr, Some(bad)), "org/app", "1")
+            .unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Unauthorized);
+        assert!(
+            e.message.contains(&format!(
+                "{addr} refused the credentials of user \"u\" (from $U / $P)"
+            )),
+            "{}",
+            e.message
+        );
+        assert!(!format!("{e:?}").contains("wrong-secret"));
+    }
+
     #[test]
     fn registry_error_bodies_are_summarised() {
         let b =

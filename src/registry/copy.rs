@@ -72,19 +72,7 @@ pub fn copy_image(
     // Manifests to write, children first; blobs to copy.
     let mut manifests: Vec<RawManifest> = Vec::new();
     let mut blobs: Vec<(String, u64)> = Vec::new();
-    match top.kind() {
-        Kind::Index => {
-            let index = top.parse().map_err(|e| parse_err(&src.image, e))?;
-            for d in &index.manifests {
-                let child = client
-                    .get_manifest(&src.endpoint, &src.image.repository, &d.digest)?
-                    .ok_or_else(|| not_found(&src.image.with_digest(&d.digest)))?;
-                collect_blobs(&child, &src.image, &mut blobs)?;
-                manifests.push(child);
-            }
-        }
-        _ => collect_blobs(&top, &src.image, &mut blobs)?,
-    }
+    walk(client, src, &top, 0, &mut manifests, &mut blobs)?;
     let same_registry = src.endpoint.api_host == dst.endpoint.api_host;
     let stats = Mutex::new(&mut report);
     let next = AtomicUsize::new(0);
@@ -231,6 +219,40 @@ fn tempfile_in_tmp() -> std::io::Result<TempFile> {
         path,
         file: Some(file),
     })
+}
+
+/// Collects the children of `m` (depth first, children before the index naming them, nested
+/// indexes included) and the blobs of every image manifest.
+fn walk(
+    client: &Client,
+    src: &Location,
+    m: &RawManifest,
+    depth: usize,
+    manifests: &mut Vec<RawManifest>,
+    blobs: &mut Vec<(String, u64)>,
+) -> Result<(), RegistryError> {
+    if m.kind() != Kind::Index {
+        return collect_blobs(m, &src.image, blobs);
+    }
+    if depth > 4 {
+        return Err(RegistryError {
+            kind: ErrorKind::Protocol,
+            message: format!("{} nests indexes more than 4 deep", src.image),
+            help: None,
+        });
+    }
+    let index = m.parse().map_err(|e| parse_err(&src.image, e))?;
+    for d in &index.manifests {
+        if manifests.iter().any(|x| x.digest == d.digest) {
+            continue;
+        }
+        let child = client
+            .get_manifest(&src.endpoint, &src.image.repository, &d.digest)?
+            .ok_or_else(|| not_found(&src.image.with_digest(&d.digest)))?;
+        walk(client, src, &child, depth + 1, manifests, blobs)?;
+        manifests.push(child);
+    }
+    Ok(())
 }
 
 fn collect_blobs(
