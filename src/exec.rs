@@ -449,7 +449,7 @@ pub fn run(plan: &Plan, project: &Project, opts: &RunOptions) -> Result<Outcome>
             Problem::new(msg.trim_end().to_string()).help(help),
         ));
     }
-    print_summary(plan, &shared, elapsed, ran, skipped);
+    print_summary(plan, project, &shared, elapsed, ran, skipped, &timings);
     Ok(Outcome {
         ok: true,
         ran,
@@ -566,7 +566,28 @@ fn run_step(
     }
     let mut result = match &step.action {
         Action::Process(p) => run_process(step, p, shared, project, bar.as_ref()),
-        Action::Copy(c) => run_copy(c, shared, project),
+        Action::Copy(c) => {
+            // Registry writes are retried like pushes: transient errors are common.
+            let mut r = run_copy(c, shared, project);
+            for attempt in 1..3 {
+                if r.ok || shared.interrupted.load(Ordering::SeqCst) {
+                    break;
+                }
+                let wait = Duration::from_secs(2u64.pow(attempt));
+                say(
+                    shared,
+                    &format!(
+                        "retry {} in {}s (attempt {attempt} of 3 failed: {})",
+                        step.id,
+                        wait.as_secs(),
+                        r.detail.lines().next().unwrap_or("")
+                    ),
+                );
+                std::thread::sleep(wait);
+                r = run_copy(c, shared, project);
+            }
+            r
+        }
         Action::Verify(v) => run_verify(v, project, publications),
         Action::Gate => ok_with(String::new()),
     };
@@ -621,6 +642,16 @@ fn run_process(
             return fail("interrupted".into());
         }
         last = spawn_once(step, p, &args, stdin.as_deref(), shared, bar);
+        if !last.ok && p.may_fail {
+            say(
+                shared,
+                &format!(
+                    "{}: the command failed, which this step allows ({})",
+                    step.id, step.description
+                ),
+            );
+            last.ok = true;
+        }
         if last.ok {
             break;
         }
@@ -866,8 +897,15 @@ fn run_verify(
     }
 }
 
-fn print_summary(plan: &Plan, shared: &Shared, elapsed: Duration, ran: usize, skipped: usize) {
-    let digests = shared.digests.lock().map(|d| d.clone()).unwrap_or_default();
+fn print_summary(
+    plan: &Plan,
+    project: &Project,
+    shared: &Shared,
+    elapsed: Duration,
+    ran: usize,
+    skipped: usize,
+    timings: &[(String, Duration)],
+) {
     let mut out = String::new();
     if plan.load {
         out.push_str(&format!(
@@ -880,30 +918,65 @@ fn print_summary(plan: &Plan, shared: &Shared, elapsed: Duration, ran: usize, sk
             plan.version.as_deref().unwrap_or("(no version)"),
             elapsed.as_secs_f32()
         ));
-        let w = plan
+        // Time spent on each image's own steps (parallel steps add up).
+        let mut per_image: HashMap<&str, Duration> = HashMap::new();
+        for (id, d) in timings {
+            if let Some(img) = plan
+                .steps
+                .iter()
+                .find(|s| &s.id == id)
+                .and_then(|s| s.image.as_deref())
+            {
+                *per_image.entry(img).or_default() += *d;
+            }
+        }
+        let client = crate::registry::Client::new();
+        let rows: Vec<[String; 5]> = plan
             .publications
             .iter()
-            .map(|p| p.name().len())
-            .max()
-            .unwrap_or(10)
-            .max(10);
-        out.push_str(&format!(
-            "{:<w$}  {:<32}  {:<24}  {}\n",
-            "image", "platforms", "tags", "digest"
-        ));
-        for p in &plan.publications {
-            let tags: Vec<&str> = p.tags.iter().map(|t| t.name.as_str()).collect();
-            let digest = digests
-                .get(&plan::slug(&p.image))
-                .map(|d| d.chars().take(19).collect::<String>())
-                .unwrap_or_else(|| "-".into());
-            out.push_str(&format!(
-                "{:<w$}  {:<32}  {:<24}  {}\n",
-                p.name(),
-                crate::platform::join(&p.platforms),
-                tags.join(","),
-                digest
-            ));
+            .map(|p| {
+                // The digest every tag of this publication names, read back from the registry.
+                let anchor = crate::backend::anchor_tag(p);
+                let digest = project
+                    .registries
+                    .get(&p.registry)
+                    .map(crate::registry::Endpoint::for_registry)
+                    .and_then(|ep| {
+                        client
+                            .get_manifest(&ep, &p.repository, &anchor)
+                            .ok()
+                            .flatten()
+                    })
+                    .map(|m| m.digest.chars().take(19).collect::<String>())
+                    .unwrap_or_else(|| "-".into());
+                let tags: Vec<&str> = p.tags.iter().map(|t| t.name.as_str()).collect();
+                let time = per_image
+                    .get(p.image.as_str())
+                    .map_or("-".into(), |d| format!("{:.1}s", d.as_secs_f32()));
+                [
+                    p.name(),
+                    crate::platform::join(&p.platforms),
+                    tags.join(","),
+                    digest,
+                    time,
+                ]
+            })
+            .collect();
+        let header = ["image", "platforms", "tags", "digest", "time"].map(String::from);
+        let mut widths = [0usize; 5];
+        for r in std::iter::once(&header).chain(rows.iter()) {
+            for (w, c) in widths.iter_mut().zip(r.iter()) {
+                *w = (*w).max(c.chars().count());
+            }
+        }
+        for r in std::iter::once(&header).chain(rows.iter()) {
+            let line: Vec<String> = r
+                .iter()
+                .zip(widths)
+                .map(|(c, w)| format!("{c:<w$}"))
+                .collect();
+            out.push_str(line.join("  ").trim_end());
+            out.push('\n');
         }
     }
     let _g = shared.out.lock();

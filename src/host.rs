@@ -100,9 +100,10 @@ pub fn env_names(project: &Project) -> Vec<String> {
     names
 }
 
-/// Probes this machine once. Spawns `git`, the docker client, `podman`; reads
-/// `/proc/sys/fs/binfmt_misc`. Never fails: what cannot be found is `None`.
-pub fn probe(project: &Project) -> HostFacts {
+/// The facts tag rendering needs (git, the project's variables, today) without the engine,
+/// buildx and podman probes, which cost a few hundred milliseconds of process spawns that
+/// `verify` and `ci` do not need. Engine facts are left empty.
+pub fn probe_release(project: &Project) -> HostFacts {
     let root = &project.root;
     let git = |args: &[&str]| -> Option<String> {
         duct::cmd("git", args)
@@ -130,6 +131,25 @@ pub fn probe(project: &Project) -> HostFacts {
         .into_iter()
         .filter_map(|n| std::env::var(&n).ok().map(|v| (n, v)))
         .collect();
+    HostFacts {
+        native: Platform::host(),
+        docker_client: None,
+        docker_version: None,
+        engine_version: None,
+        containerd_store: false,
+        buildx_version: None,
+        podman_version: None,
+        binfmt: Vec::new(),
+        git: gitfacts,
+        env,
+        date: today_utc(),
+    }
+}
+
+/// Probes this machine once: [`probe_release`], plus the docker client and engine, buildx,
+/// podman and the binfmt_misc handlers. Never fails: what cannot be found is `None`.
+pub fn probe(project: &Project) -> HostFacts {
+    let base = probe_release(project);
     let docker = docker_client();
     let out = |prog: &str, args: &[&str]| -> Option<String> {
         duct::cmd(prog, args)
@@ -159,7 +179,6 @@ pub fn probe(project: &Project) -> HostFacts {
         });
     let podman_version = out("podman", &["version", "--format", "{{.Client.Version}}"]);
     HostFacts {
-        native: Platform::host(),
         docker_client: docker_version.as_ref().map(|_| docker.clone()),
         docker_version,
         engine_version,
@@ -167,9 +186,7 @@ pub fn probe(project: &Project) -> HostFacts {
         buildx_version,
         podman_version,
         binfmt: binfmt_handlers(),
-        git: gitfacts,
-        env,
-        date: today_utc(),
+        ..base
     }
 }
 

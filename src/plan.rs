@@ -158,6 +158,10 @@ pub struct Process {
     /// Retry with backoff on failure (pushes and registry writes: transient errors are common).
     #[serde(default)]
     pub retry: bool,
+    /// The step's purpose holds whether or not the command succeeds (dropping something that
+    /// may not exist): a failure is logged, not fatal.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub may_fail: bool,
 }
 
 /// Stdin of a process.
@@ -282,6 +286,7 @@ pub fn process(
             skip_if: None,
             captures: None,
             retry: false,
+            may_fail: false,
         }),
     }
 }
@@ -454,7 +459,7 @@ fn add_verify_and_floating(
             .collect();
         let anchor_only = tags.is_empty();
         let tags = if anchor_only {
-            vec![crate::backend::anchor_tag(publ, release)]
+            vec![crate::backend::anchor_tag(publ)]
         } else {
             tags
         };
@@ -490,7 +495,7 @@ fn add_verify_and_floating(
     }
     let _ = project;
     let has_floating = release.publications.iter().any(|p| {
-        let anchor = crate::backend::anchor_tag(p, release);
+        let anchor = crate::backend::anchor_tag(p);
         p.tags.iter().any(|t| t.floating && t.name != anchor)
     });
     if has_floating {
@@ -507,7 +512,10 @@ fn add_verify_and_floating(
     let verify_ids = vec!["all-verified".to_string()];
     // Floating tags: copied from the verified anchor, only after every verification.
     for publ in &release.publications {
-        let anchor = crate::backend::anchor_tag(publ, release);
+        let anchor = crate::backend::anchor_tag(publ);
+        // Writes to one repository go one after another: the same index written under two
+        // tags at once races in some registries' storage (the reference registry's among them).
+        let mut previous: Option<String> = None;
         for t in publ.tags.iter().filter(|t| t.floating) {
             if t.name == anchor {
                 continue;
@@ -518,11 +526,13 @@ fn add_verify_and_floating(
                 slug(&publ.registry),
                 slug(&t.name)
             );
+            let mut needs = verify_ids.clone();
+            needs.extend(previous.replace(id.clone()));
             steps.add(Step {
                 id,
                 phase: Phase::Floating,
                 description: format!("move {}:{} to the verified {anchor}", publ.name(), t.name),
-                needs: verify_ids.clone(),
+                needs,
                 image: Some(publ.image.clone()),
                 registry: Some(publ.registry.clone()),
                 action: float(publ, &anchor, &t.name),
@@ -863,6 +873,9 @@ pub fn render_shell(plan: &Plan) -> String {
                 }
                 if let Some(cwd) = &p.cwd {
                     line = format!("(cd {} && {line})", shell_quote(&cwd.display().to_string()));
+                }
+                if p.may_fail {
+                    line = format!("{line} || true");
                 }
                 if p.retry {
                     line = format!("for try in 1 2 3; do {line} && break; [ \"$try\" = 3 ] && exit 1; sleep $((try * 5)); done");

@@ -282,7 +282,7 @@ pub fn plan(ctx: &Context, steps: &mut Steps) -> Result<()> {
                 .map(|t| t.name.clone())
                 .collect();
             if tags.is_empty() {
-                tags.push(anchor_tag(publ, ctx.release));
+                tags.push(anchor_tag(publ));
             }
             let mut args = s(&["buildx", "imagetools", "create"]);
             if publ.platforms.len() != image.platforms.len() {
@@ -332,7 +332,7 @@ fn plan_load(
     common: &[String],
     needs: &[String],
 ) -> Vec<String> {
-    let anchor = anchor_tag(primary, ctx.release);
+    let anchor = anchor_tag(primary);
     let names: Vec<String> = pubs
         .iter()
         .flat_map(|p| {
@@ -354,11 +354,7 @@ fn plan_load(
             let dprim = ctx.primary(dep, &dp);
             args.extend([
                 "--build-context".into(),
-                format!(
-                    "{d}=docker-image://{}:{}",
-                    dprim.name(),
-                    anchor_tag(dprim, ctx.release)
-                ),
+                format!("{d}=docker-image://{}:{}", dprim.name(), anchor_tag(dprim)),
             ]);
         }
         for n in &names {
@@ -400,7 +396,7 @@ fn plan_load(
                 format!(
                     "{d}=docker-image://{}:{}-{}",
                     dprim.name(),
-                    anchor_tag(dprim, ctx.release),
+                    anchor_tag(dprim),
                     p.tag_suffix()
                 ),
             ]);
@@ -492,5 +488,6 @@ pub fn float(publ: &Publication, anchor: &str, tag: &str) -> Action {
         skip_if: None,
         captures: None,
         retry: true,
+        may_fail: false,
     })
 }

@@ -38,15 +38,18 @@ pub(crate) fn per_platform_plan(ctx: &Context, steps: &mut Steps, program: &str)
     for image in ctx.images() {
         let pubs = ctx.publications(&image.key);
         let primary = ctx.primary(image, &pubs);
-        let anchor = anchor_tag(primary, ctx.release);
-        // Where each platform's image lives locally.
+        let anchor = anchor_tag(primary);
+        // Where each platform's image lives locally: under its registry name for docker
+        // (pushed as is), under localhost/<repository> for podman (manifest lists are made
+        // locally from them).
         let local = |key: &str, anchor: &str, sfx: &str| -> String {
+            let im = &ctx.project.images[key];
+            let ps = ctx.publications(key);
+            let primary = ctx.primary(im, &ps);
             if podman {
-                format!("localhost/multiarch/{}:{anchor}-{sfx}", slug(key))
+                format!("localhost/{}:{anchor}-{sfx}", primary.repository)
             } else {
-                let im = &ctx.project.images[key];
-                let ps = ctx.publications(key);
-                format!("{}:{anchor}-{sfx}", ctx.primary(im, &ps).name())
+                format!("{}:{anchor}-{sfx}", primary.name())
             }
         };
         // `docker build` and `podman build` take the context's path as it is: the non-ASCII
@@ -66,7 +69,7 @@ pub(crate) fn per_platform_plan(ctx: &Context, steps: &mut Steps, program: &str)
             for d in &image.depends_on {
                 let dep = &ctx.project.images[d];
                 let dpubs = ctx.publications(d);
-                let danchor = anchor_tag(ctx.primary(dep, &dpubs), ctx.release);
+                let danchor = anchor_tag(ctx.primary(dep, &dpubs));
                 let target = if podman {
                     format!("localhost/{d}:latest")
                 } else {
@@ -152,21 +155,24 @@ pub(crate) fn per_platform_plan(ctx: &Context, steps: &mut Steps, program: &str)
             if podman {
                 // A fresh local list with exactly this registry's platforms.
                 let list = format!(
-                    "localhost/multiarch/{}-{}:{anchor}",
-                    slug(&image.key),
+                    "localhost/{}:{anchor}-for-{}",
+                    primary.repository,
                     slug(&publ.registry)
                 );
+                // `podman manifest rm` drops the list alone (`podman rmi` of a list would
+                // delete the images it holds); it fails when there is no list, which is fine.
                 let rm = steps.add(
                     process(
                         format!("list-clear-{key}"),
                         Phase::Tag,
-                        format!("drop a stale local list {list}"),
+                        format!("drop a stale local list {list}, if any"),
                         program,
-                        vec!["rmi".into(), "--ignore".into(), list.clone()],
+                        vec!["manifest".into(), "rm".into(), list.clone()],
                     )
                     .needs(ids.iter().cloned())
                     .image(&image.key)
-                    .registry(&publ.registry),
+                    .registry(&publ.registry)
+                    .with_process(|p| p.may_fail = true),
                 );
                 let create = steps.add(
                     process(
@@ -315,12 +321,14 @@ pub(crate) fn per_platform_plan(ctx: &Context, steps: &mut Steps, program: &str)
                 .registry(&publ.registry)
                 .with_process(|pr| pr.retry = true),
             );
+            // One write to the repository at a time (see plan.rs, floating tags).
+            let mut previous = push.clone();
             for t in publ.tags.iter().filter(|t| !t.floating && t.name != anchor) {
-                steps.add(crate::plan::Step {
+                previous = steps.add(crate::plan::Step {
                     id: format!("tag-{key}-{}", slug(&t.name)),
                     phase: Phase::Tag,
                     description: format!("copy {index} to {}:{}", publ.name(), t.name),
-                    needs: vec![push.clone()],
+                    needs: vec![previous.clone()],
                     image: Some(image.key.clone()),
                     registry: Some(publ.registry.clone()),
                     action: Action::Copy(Copy {

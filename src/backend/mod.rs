@@ -102,7 +102,7 @@ impl Context<'_> {
 
 /// The tag an index is first written under, and the source of every later tag: the first
 /// immutable tag, or the first tag when all are floating.
-pub fn anchor_tag(publ: &Publication, _release: &Release) -> String {
+pub fn anchor_tag(publ: &Publication) -> String {
     publ.tags
         .iter()
         .find(|t| !t.floating)

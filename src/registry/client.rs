@@ -411,6 +411,26 @@ impl Client {
         }
     }
 
+    /// `HEAD` of a manifest by digest: true when the repository already holds it.
+    pub fn manifest_exists(
+        &self,
+        ep: &Endpoint,
+        repository: &str,
+        digest: &str,
+    ) -> Result<bool, RegistryError> {
+        let url = format!("{}/v2/{repository}/manifests/{digest}", ep.base());
+        let scope = [auth::repository_scope(repository, true)];
+        let accept = [("Accept", crate::registry::manifest::ACCEPT)];
+        let mut resp = self.send(ep, &scope, "HEAD", &url, &accept, ReqBody::Empty)?;
+        match resp.status().as_u16() {
+            200 => Ok(true),
+            404 => Ok(false),
+            _ => {
+                Err(self.status_error(ep, &mut resp, &format!("{}/{repository}@{digest}", ep.name)))
+            }
+        }
+    }
+
     /// Tries a cross-repository mount of `digest` from `from` into `repository`.
     pub(crate) fn mount_blob(
         &self,

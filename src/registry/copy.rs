@@ -112,6 +112,11 @@ pub fn copy_image(
     }
     let repo = &dst.image.repository;
     for m in &manifests {
+        // A child the destination already holds is not written again: rewriting it gains
+        // nothing, and the reference registry's storage races on concurrent rewrites.
+        if client.manifest_exists(&dst.endpoint, repo, &m.digest)? {
+            continue;
+        }
         client.put_manifest(&dst.endpoint, repo, &m.digest, &m.media_type, &m.bytes)?;
         report.manifests += 1;
     }

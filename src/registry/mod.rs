@@ -62,7 +62,7 @@ use manifest::{ImageConfig, Kind};
 /// Entry point of `multiarch verify`.
 pub fn verify_command(cli: &Cli, args: &VerifyArgs) -> Result<i32> {
     let project = Project::load(&cli.file)?;
-    let facts = release_facts(&project);
+    let facts = crate::host::probe_release(&project);
     let release = crate::release::expand(&project, &facts, args.version.as_deref(), &args.only)?;
     let publications = select(release.publications, &project, &args.registries, &args.tags)?;
     let report = verify_publications(&project, &publications, TagFilter::All, args.deep);
@@ -74,50 +74,6 @@ pub fn verify_command(cli: &Cli, args: &VerifyArgs) -> Result<i32> {
         ReportFormat::Text => print!("{}", report.render_text()),
     }
     Ok(if report.ok() { EXIT_OK } else { EXIT_FAILED })
-}
-
-/// The host facts that tag rendering needs (git, the project's variables, today), without
-/// `host::probe`'s engine, buildx and podman probes: those cost ~300 ms of process spawns and
-/// verify needs none of them. The git part mirrors `host::probe`, GitHub's branch included.
-fn release_facts(project: &Project) -> crate::host::HostFacts {
-    let git = |args: &[&str]| -> Option<String> {
-        duct::cmd("git", args)
-            .dir(&project.root)
-            .stderr_null()
-            .stdout_capture()
-            .unchecked()
-            .run()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-            .filter(|s| !s.is_empty())
-    };
-    let git = crate::host::GitFacts {
-        sha: git(&["rev-parse", "HEAD"]),
-        branch: std::env::var("GITHUB_REF_NAME")
-            .ok()
-            .filter(|_| std::env::var("GITHUB_REF_TYPE").as_deref() == Ok("branch"))
-            .or_else(|| git(&["symbolic-ref", "--short", "-q", "HEAD"])),
-        tags: git(&["tag", "--points-at", "HEAD"])
-            .map(|s| s.lines().map(str::to_string).collect())
-            .unwrap_or_default(),
-    };
-    crate::host::HostFacts {
-        native: crate::platform::Platform::host(),
-        docker_client: None,
-        docker_version: None,
-        engine_version: None,
-        containerd_store: false,
-        buildx_version: None,
-        podman_version: None,
-        binfmt: Vec::new(),
-        git,
-        env: crate::host::env_names(project)
-            .into_iter()
-            .filter_map(|n| std::env::var(&n).ok().map(|v| (n, v)))
-            .collect(),
-        date: crate::host::today_utc(),
-    }
 }
 
 /// Narrows publications to `--registry` names and `--tag` tags; a name that matches nothing is

@@ -129,7 +129,11 @@ fn publishing_order_holds_for_every_backend() {
             // Every floating tag waits for the gate that waits for every verification.
             let gate = p.steps.iter().find(|s| s.id == "all-verified");
             for f in &floating {
-                assert_eq!(p.steps[*f].needs, vec!["all-verified".to_string()], "{ex}");
+                let needs = &p.steps[*f].needs;
+                assert!(needs.contains(&"all-verified".to_string()), "{ex}");
+                for n in needs.iter().filter(|n| *n != "all-verified") {
+                    assert!(n.starts_with("float-"), "{ex}: a floating step needs {n}");
+                }
                 let gate = gate.expect("a verification gate");
                 for v in verify
                     .iter()
@@ -426,4 +430,47 @@ fn checked_in_plan_schema_is_current() {
         "{} is not what `multiarch schema --plan` prints; regenerate it with\n  SNAPSHOTS=overwrite cargo test --test integration plan::checked_in_plan_schema_is_current",
         path.display()
     );
+}
+
+/// buildx issue 2793: from a folder with a non-ASCII name, buildx runs from `/` and reaches
+/// the context through an ASCII symlink made by earlier steps.
+#[test]
+fn buildx_reaches_a_non_ascii_context_through_an_ascii_link() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("斗地主-计分器");
+    std::fs::create_dir_all(&dir).unwrap();
+    for f in ["multiarch.toml", "Dockerfile"] {
+        std::fs::copy(example("seed-release").join(f), dir.join(f)).unwrap();
+    }
+    let project = Project::load(&dir.join("multiarch.toml")).unwrap();
+    let p = make(&project, BackendKind::Buildx, "1.0.0", false);
+    let link = p
+        .steps
+        .iter()
+        .find(|s| s.id.starts_with("link-context-"))
+        .expect("a link step");
+    let Action::Process(ln) = &link.action else {
+        panic!()
+    };
+    assert_eq!(ln.program, "ln");
+    let target = ln.args.last().unwrap();
+    let build = p.steps.iter().find(|s| s.id.starts_with("build-")).unwrap();
+    assert!(build.needs.contains(&link.id));
+    let Action::Process(b) = &build.action else {
+        panic!()
+    };
+    assert_eq!(b.cwd.as_deref(), Some(std::path::Path::new("/")));
+    assert_eq!(
+        b.args.last().unwrap(),
+        target,
+        "the build context is the link"
+    );
+    assert!(std::path::Path::new(target)
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .is_ascii());
+    let meta = b.captures.as_ref().unwrap();
+    assert!(meta.metadata_file.is_absolute());
 }
