@@ -379,6 +379,13 @@ EOF
   [ "$out" = aarch64 ] || die "docker arm64 image RUN step saw '$out', expected aarch64"
   "$DOCKER" rmi -f multiarch-setup-smoke:arm64 >/dev/null 2>&1 || true
 
+  # podman 4.3 cannot even list its images once a local manifest list points at a missing
+  # instance (a list lacking the host's platform, or whose images were removed). The storage
+  # only ever holds test images here: reset it rather than fail every later podman command.
+  if ! podman images >/dev/null 2>&1; then
+    log "podman storage is damaged (podman 4.3 manifest-list bug): podman system reset"
+    podman system reset --force >/dev/null 2>&1 || die "podman system reset failed"
+  fi
   log "smoke: podman build --platform linux/amd64,linux/arm64 --manifest + manifest push --all"
   smoke_ref=127.0.0.1:5000/multiarch-setup-smoke/podman:latest
   podman manifest rm localhost/multiarch-setup-smoke:latest >/dev/null 2>&1 || true
@@ -394,7 +401,7 @@ EOF
   [ "$out" = aarch64 ] || die "podman arm64 image RUN step saw '$out', expected aarch64"
   skopeo delete --tls-verify=false "docker://$smoke_ref" >/dev/null 2>&1 || true
   podman manifest rm localhost/multiarch-setup-smoke:latest >/dev/null 2>&1 || true
-  ids=$(podman images -q --filter label=multiarch-setup-smoke=1 2>/dev/null | sort -u)
+  ids=$( (podman images -q --filter label=multiarch-setup-smoke=1 2>/dev/null || true) | sort -u)
   [ -z "$ids" ] || podman rmi -f $ids >/dev/null 2>&1 || true
 fi
 

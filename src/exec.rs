@@ -129,6 +129,7 @@ pub fn command(cli: &Cli, args: &ApplyArgs) -> Result<i32> {
             return Err(Error::Failed(problems));
         }
     }
+    warn_state_in_context(&plan, &project);
     let jobs = args
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
@@ -140,6 +141,31 @@ pub fn command(cli: &Cli, args: &ApplyArgs) -> Result<i32> {
     };
     let outcome = run(&plan, &project, &opts)?;
     Ok(if outcome.ok { EXIT_OK } else { EXIT_FAILED })
+}
+
+/// `.multiarch/` (journal, logs, metadata files) changes on every run; inside a build context
+/// that does not ignore it, it would invalidate `COPY . .` layers on every release.
+fn warn_state_in_context(plan: &Plan, project: &Project) {
+    let state = plan.root.join(".multiarch");
+    for img in project.images.values() {
+        if !state.starts_with(&img.context) {
+            continue;
+        }
+        let ignore = std::fs::read_to_string(img.context.join(".dockerignore")).unwrap_or_default();
+        if !ignore.lines().any(|l| {
+            l.trim()
+                .trim_start_matches("**/")
+                .trim_matches('/')
+                .starts_with(".multiarch")
+        }) {
+            eprintln!(
+                "warning: multiarch keeps its journal in {}, inside the build context of {}; add `.multiarch` to {} so it never busts the build cache",
+                state.display(),
+                img.key,
+                img.context.join(".dockerignore").display()
+            );
+        }
+    }
 }
 
 /// Registries the plan writes to, with what it writes there.

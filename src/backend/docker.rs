@@ -235,13 +235,29 @@ pub(crate) fn per_platform_plan(ctx: &Context, steps: &mut Steps, program: &str)
                             program,
                             args,
                         )
-                        .needs([prev.clone()].into_iter().chain(login_ids.iter().cloned()))
+                        // One write to the repository at a time (see plan.rs, floating tags).
+                        .needs([last.clone()].into_iter().chain(login_ids.iter().cloned()))
                         .image(&image.key)
                         .registry(&publ.registry)
                         .with_process(|pr| pr.retry = true),
                     );
                 }
-                let _ = last;
+                // The list was scaffolding for the push: drop it, so that local storage does not
+                // keep one list per release (podman 4.3 also stumbles over lists that lack the
+                // host's platform).
+                steps.add(
+                    process(
+                        format!("list-drop-{key}"),
+                        Phase::Tag,
+                        format!("drop the local list {list}"),
+                        program,
+                        vec!["manifest".into(), "rm".into(), list.clone()],
+                    )
+                    .needs([last])
+                    .image(&image.key)
+                    .registry(&publ.registry)
+                    .with_process(|p| p.may_fail = true),
+                );
                 continue;
             }
             for p in &publ.platforms {

@@ -57,6 +57,12 @@ impl Test {
         self
     }
 
+    /// Adds one argument (a path, say).
+    pub fn arg(mut self, arg: impl AsRef<std::ffi::OsStr>) -> Test {
+        self.cmd.arg(arg);
+        self
+    }
+
     /// Sets the working directory.
     pub fn dir(mut self, dir: impl AsRef<Path>) -> Test {
         self.cmd.current_dir(dir);

@@ -493,3 +493,44 @@ fn apply_checks_the_machine_before_building() {
     );
     assert!(raw_manifest(5000, &p.repo, "1.0.0").is_none());
 }
+
+#[test]
+fn apply_runs_a_saved_plan_and_refuses_one_of_another_format() {
+    if !ready(false) {
+        return;
+    }
+    let p = project("saved", |_, _| {});
+    let plan = p.dir.join("plan.json");
+    p.multiarch()
+        .args([
+            "plan",
+            "--backend",
+            "docker",
+            "--version",
+            "4.0.0",
+            "--format",
+            "json",
+            "-o",
+        ])
+        .arg(&plan)
+        .code(0);
+    let out = p.multiarch().arg("apply").arg(&plan).run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_index(5000, &p.repo, "4.0.0");
+    assert_index(5001, &p.repo, "latest");
+    // A plan written by another format version is refused before anything runs.
+    let text = std::fs::read_to_string(&plan).unwrap();
+    let old = p.dir.join("old-plan.json");
+    std::fs::write(
+        &old,
+        text.replacen("\"format-version\": 1", "\"format-version\": 0", 1),
+    )
+    .unwrap();
+    let out = p.multiarch().arg("apply").arg(&old).run();
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        flat(&out.stderr).contains("format version 0"),
+        "{}",
+        out.stderr
+    );
+}
