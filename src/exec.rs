@@ -988,7 +988,7 @@ fn print_summary(
                 ]
             })
             .collect();
-        let header = ["image", "platforms", "tags", "digest", "time"].map(String::from);
+        let header = ["image", "platforms", "tags", "digest", "step time"].map(String::from);
         let mut widths = [0usize; 5];
         for r in std::iter::once(&header).chain(rows.iter()) {
             for (w, c) in widths.iter_mut().zip(r.iter()) {
