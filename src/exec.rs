@@ -116,7 +116,13 @@ pub fn command(cli: &Cli, args: &ApplyArgs) -> Result<i32> {
     }
     // The fast part of `doctor`: engine, buildx, QEMU handlers, before anything is built.
     if let Some(facts) = &facts {
-        let checks = crate::doctor::preflight(&project, facts, plan.backend);
+        let mut checks = crate::doctor::preflight(&project, facts, plan.backend);
+        // A missing QEMU handler is what the plan's own QEMU step registers.
+        if plan.steps.iter().any(|s| s.id == "qemu") {
+            checks.retain(|c| {
+                !(c.id.starts_with("emulation.") && c.summary.contains("no QEMU binfmt handler"))
+            });
+        }
         if crate::doctor::any_failed(&checks) {
             let problems = checks
                 .iter()
@@ -410,7 +416,11 @@ pub fn run(plan: &Plan, project: &Project, opts: &RunOptions) -> Result<Outcome>
                     let pr = project.clone();
                     let publications = plan.publications.clone();
                     std::thread::spawn(move || {
-                        let r = run_step(&step, &sh, &pr, &publications);
+                        // A step that panics still reports, so the run never waits forever.
+                        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            run_step(&step, &sh, &pr, &publications)
+                        }))
+                        .unwrap_or_else(|_| fail("internal error: the step panicked".into()));
                         let _ = tx.send((step.id.clone(), r));
                     });
                 }
@@ -521,49 +531,43 @@ fn say(shared: &Shared, line: &str) {
     }
 }
 
-/// Replaces `${env.X}` and `${digest.Y}` in an argument.
+/// Replaces `${env.X}` and `${digest.Y}` in an argument (and `$$` by `$`).
 fn expand(
     arg: &str,
     env_allowed: &[String],
     shared: &Shared,
     forbidden: &HashSet<String>,
 ) -> std::result::Result<String, String> {
+    use crate::plan::ArgPiece;
     let mut out = String::new();
-    let mut rest = arg;
-    while let Some(i) = rest.find("${") {
-        out.push_str(&rest[..i]);
-        let after = &rest[i + 2..];
-        let end = after
-            .find('}')
-            .ok_or_else(|| format!("unclosed placeholder in {arg}"))?;
-        let name = &after[..end];
-        if let Some(var) = name.strip_prefix("env.") {
-            if forbidden.contains(var) {
-                return Err(format!(
-                    "refusing to put the secret ${var} on a command line"
-                ));
+    for piece in plan::parse_arg(arg) {
+        match piece {
+            ArgPiece::Lit(t) => out.push_str(&t),
+            ArgPiece::Env(var) => {
+                if forbidden.contains(&var) {
+                    return Err(format!(
+                        "refusing to put the secret ${var} on a command line"
+                    ));
+                }
+                if !env_allowed.contains(&var) {
+                    return Err(format!("the step reads ${var} without declaring it"));
+                }
+                let v = std::env::var(&var)
+                    .map_err(|_| format!("the environment variable {var} is not set"))?;
+                out.push_str(&v);
             }
-            if !env_allowed.iter().any(|e| e == var) {
-                return Err(format!("the step reads ${var} without declaring it"));
+            ArgPiece::Digest(d) => {
+                let digests = shared
+                    .digests
+                    .lock()
+                    .map_err(|_| "internal lock".to_string())?;
+                let v = digests
+                    .get(&d)
+                    .ok_or_else(|| format!("no digest {d} was captured (did its build run?)"))?;
+                out.push_str(v);
             }
-            let v = std::env::var(var)
-                .map_err(|_| format!("the environment variable {var} is not set"))?;
-            out.push_str(&v);
-        } else if let Some(d) = name.strip_prefix("digest.") {
-            let digests = shared
-                .digests
-                .lock()
-                .map_err(|_| "internal lock".to_string())?;
-            let v = digests
-                .get(d)
-                .ok_or_else(|| format!("no digest {d} was captured (did its build run?)"))?;
-            out.push_str(v);
-        } else {
-            return Err(format!("unknown placeholder ${{{name}}}"));
         }
-        rest = &after[end + 1..];
     }
-    out.push_str(rest);
     Ok(out)
 }
 
@@ -637,6 +641,16 @@ fn run_process(
     project: &Project,
     bar: Option<&indicatif::ProgressBar>,
 ) -> StepResult {
+    if p.only_with_env
+        && p.env
+            .iter()
+            .any(|e| std::env::var(e).map_or(true, |v| v.is_empty()))
+    {
+        return ok_with(format!(
+            "skipped: {} not set; the docker config's credentials serve",
+            p.env.join(" and ")
+        ));
+    }
     let forbidden: HashSet<String> = project
         .registries
         .values()

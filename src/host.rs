@@ -84,6 +84,11 @@ impl HostFacts {
 /// Names of environment variables the project reads while planning (version and tag
 /// templates). Credentials are not among them.
 pub fn env_names(project: &Project) -> Vec<String> {
+    let secrets: Vec<&String> = project
+        .registries
+        .values()
+        .filter_map(|r| r.password_env.as_ref())
+        .collect();
     let mut names = Vec::new();
     if let VersionSource::Env(n) = &project.release.version_from {
         names.push(n.clone());
@@ -97,6 +102,8 @@ pub fn env_names(project: &Project) -> Vec<String> {
             }
         }
     }
+    // A password is never read for planning (resolve() refuses such templates anyway).
+    names.retain(|n| !secrets.contains(&n));
     names
 }
 

@@ -975,6 +975,7 @@ pub fn resolve(doc: &Document) -> Result<Project, Error> {
 
     check_cycles(&mut cx, &raw_images);
     check_collisions(&mut cx, &images, &registries);
+    check_secrets_in_tags(&mut cx, &raw, &defaults, &registries, &release);
 
     // [builder]
     let rb = raw.builder.clone().unwrap_or_default();
@@ -1159,6 +1160,62 @@ fn check_build_args(cx: &mut Ctx, path: &[Seg], args: &IndexMap<String, String>)
                 format!("build argument \"{name}\" looks like a secret; build arguments are stored in the image history"),
                 Some("pass secrets with a BuildKit secret mount (RUN --mount=type=secret) instead".to_string()),
             );
+        }
+    }
+}
+
+/// Refuses a tag template or version source that reads a registry's password variable: it
+/// would print the secret in plans and publish it as a tag.
+fn check_secrets_in_tags(
+    cx: &mut Ctx,
+    raw: &RawConfig,
+    defaults: &RawDefaults,
+    registries: &IndexMap<String, Registry>,
+    release: &Release,
+) {
+    let secret = |name: &str| -> Option<String> {
+        registries
+            .values()
+            .find(|r| r.password_env.as_deref() == Some(name))
+            .map(|r| r.name.clone())
+    };
+    let help = "a tag is public and plans are printed: use a non-secret variable".to_string();
+    if let VersionSource::Env(var) = &release.version_from {
+        if let Some(reg) = secret(var) {
+            cx.at(
+                &path!["release", "version-from"],
+                format!("`version-from` reads ${var}, the password of registry \"{reg}\""),
+                Some(help.clone()),
+            );
+        }
+    }
+    let mut lists: Vec<(Vec<Seg>, &Vec<String>)> = Vec::new();
+    if let Some(t) = &defaults.tags {
+        lists.push((path!["defaults", "tags"], t));
+    }
+    for (key, im) in raw.images.iter().flatten() {
+        if let Some(t) = &im.tags {
+            lists.push((path!["images", key, "tags"], t));
+        }
+    }
+    for (base, tags) in lists {
+        for (i, t) in tags.iter().enumerate() {
+            let Ok(tmpl) = TagTemplate::compile(t) else {
+                continue;
+            };
+            for var in tmpl.env_names() {
+                if let Some(reg) = secret(var) {
+                    let mut at = base.clone();
+                    at.push(Seg::Index(i));
+                    cx.at(
+                        &at,
+                        format!(
+                            "tag template \"{t}\" reads ${var}, the password of registry \"{reg}\""
+                        ),
+                        Some(help.clone()),
+                    );
+                }
+            }
         }
     }
 }

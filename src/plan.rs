@@ -162,6 +162,10 @@ pub struct Process {
     /// may not exist): a failure is logged, not fatal.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub may_fail: bool,
+    /// Run only when every variable in `env` is set and not empty; skipped otherwise (a login
+    /// whose credentials may also come from the docker config).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub only_with_env: bool,
 }
 
 /// Stdin of a process.
@@ -287,6 +291,7 @@ pub fn process(
             captures: None,
             retry: false,
             may_fail: false,
+            only_with_env: false,
         }),
     }
 }
@@ -350,6 +355,27 @@ pub fn plan(project: &Project, facts: &HostFacts, opts: &Options) -> Result<Plan
         None => None,
     };
     let release = crate::release::expand(project, facts, version.as_deref(), &opts.only)?;
+    if !opts.load {
+        // Floating tags move only after the release is verified under an immutable one.
+        let problems: Vec<Problem> = release
+            .publications
+            .iter()
+            .filter(|p| !p.tags.is_empty() && p.tags.iter().all(|t| t.floating))
+            .map(|p| {
+                let tags: Vec<&str> = p.tags.iter().map(|t| t.name.as_str()).collect();
+                Problem::new(format!(
+                    "image \"{}\" would publish only floating tags ({}) in \"{}\": nothing could be verified before they move",
+                    p.image,
+                    tags.join(", "),
+                    p.registry
+                ))
+                .help("add an immutable tag, such as \"{{ version }}\" or \"sha-{{ short_sha }}\"")
+            })
+            .collect();
+        if !problems.is_empty() {
+            return Err(Error::Invalid(problems));
+        }
+    }
     let selected: Vec<String> = {
         let mut v: Vec<String> = Vec::new();
         for p in &release.publications {
@@ -705,7 +731,14 @@ pub fn display_command(p: &Process) -> String {
         parts.push(format!("{k}={}", shell_quote(v)));
     }
     parts.push(p.program.clone());
-    parts.extend(p.args.iter().map(|a| shell_quote(a)));
+    parts.extend(p.args.iter().map(|a| {
+        let shown = display_arg(a);
+        if matches!(parse_arg(a).as_slice(), [ArgPiece::Lit(_)]) {
+            shell_quote(&shown)
+        } else {
+            format!("\"{shown}\"")
+        }
+    }));
     let mut s = parts.join(" ");
     if let Some(Stdin::Env(name)) = &p.stdin {
         s.push_str(&format!(" < ${name}"));
@@ -713,19 +746,94 @@ pub fn display_command(p: &Process) -> String {
     s
 }
 
+/// One piece of a plan argument: literal text, or a value known only at run time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ArgPiece {
+    /// Literal text.
+    Lit(String),
+    /// `${env.NAME}`: an environment variable.
+    Env(String),
+    /// `${digest.NAME}`: a digest captured by an earlier step.
+    Digest(String),
+}
+
+/// Escapes text from the project file for use in a plan argument: `$` is written `$$`, so that
+/// a label or build argument can never be taken for a placeholder (or reach a shell as one).
+pub fn lit(s: &str) -> String {
+    s.replace('$', "$$")
+}
+
+/// A path as a plan argument.
+pub fn lit_path(p: &std::path::Path) -> String {
+    lit(&p.display().to_string())
+}
+
+/// Splits an argument into its pieces: `$$` is a literal `$`, `${env.X}` and `${digest.X}` are
+/// placeholders; anything else is literal.
+pub fn parse_arg(arg: &str) -> Vec<ArgPiece> {
+    let mut out: Vec<ArgPiece> = Vec::new();
+    let mut text = String::new();
+    let mut rest = arg;
+    while let Some(i) = rest.find('$') {
+        text.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        if let Some(r) = after.strip_prefix('$') {
+            text.push('$');
+            rest = r;
+            continue;
+        }
+        let placeholder = after.strip_prefix('{').and_then(|a| {
+            let end = a.find('}')?;
+            let name = &a[..end];
+            let piece = if let Some(e) = name.strip_prefix("env.") {
+                ArgPiece::Env(e.to_string())
+            } else if let Some(d) = name.strip_prefix("digest.") {
+                ArgPiece::Digest(d.to_string())
+            } else {
+                return None;
+            };
+            Some((piece, &a[end + 1..]))
+        });
+        match placeholder {
+            Some((piece, r)) => {
+                if !text.is_empty() {
+                    out.push(ArgPiece::Lit(std::mem::take(&mut text)));
+                }
+                out.push(piece);
+                rest = r;
+            }
+            None => {
+                text.push('$');
+                rest = after;
+            }
+        }
+    }
+    text.push_str(rest);
+    if !text.is_empty() || out.is_empty() {
+        out.push(ArgPiece::Lit(text));
+    }
+    out
+}
+
+/// An argument for people: literal `$` shown once, placeholders as written.
+pub fn display_arg(arg: &str) -> String {
+    parse_arg(arg)
+        .into_iter()
+        .map(|p| match p {
+            ArgPiece::Lit(t) => t,
+            ArgPiece::Env(e) => format!("${{env.{e}}}"),
+            ArgPiece::Digest(d) => format!("${{digest.{d}}}"),
+        })
+        .collect()
+}
+
 /// Quotes a word for bash when it needs it.
 pub fn shell_quote(s: &str) -> String {
     if !s.is_empty()
         && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./:=,@+%{}$".contains(c))
-        && !s.contains("${")
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=,@+%".contains(c))
     {
         s.to_string()
-    } else if !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./:=,@+%{}$".contains(c))
-    {
-        format!("\"{s}\"")
     } else {
         format!("'{}'", s.replace('\'', "'\\''"))
     }
@@ -734,30 +842,18 @@ pub fn shell_quote(s: &str) -> String {
 /// Converts an argument with placeholders into a bash word: `${env.X}` -> `${X}`,
 /// `${digest.Y}` -> `${DIGEST_Y}`; everything else is quoted.
 fn shell_word(arg: &str) -> String {
-    if !arg.contains("${") {
-        return shell_quote(arg);
+    let pieces = parse_arg(arg);
+    if let [ArgPiece::Lit(t)] = pieces.as_slice() {
+        return shell_quote(t);
     }
     let mut out = String::from("\"");
-    let mut rest = arg;
-    while let Some(i) = rest.find("${") {
-        out.push_str(&escape_dq(&rest[..i]));
-        let after = &rest[i + 2..];
-        let Some(end) = after.find('}') else {
-            out.push_str(&escape_dq(&rest[i..]));
-            rest = "";
-            break;
-        };
-        let name = &after[..end];
-        if let Some(env) = name.strip_prefix("env.") {
-            out.push_str(&format!("${{{env}}}"));
-        } else if let Some(d) = name.strip_prefix("digest.") {
-            out.push_str(&format!("${{{}}}", digest_var(d)));
-        } else {
-            out.push_str(&escape_dq(&rest[i..i + 3 + end]));
+    for p in pieces {
+        match p {
+            ArgPiece::Lit(t) => out.push_str(&escape_dq(&t)),
+            ArgPiece::Env(e) => out.push_str(&format!("${{{e}}}")),
+            ArgPiece::Digest(d) => out.push_str(&format!("${{{}}}", digest_var(&d))),
         }
-        rest = &after[end + 1..];
     }
-    out.push_str(&escape_dq(rest));
     out.push('"');
     out
 }
@@ -769,15 +865,17 @@ fn escape_dq(s: &str) -> String {
         .replace('`', "\\`")
 }
 
+/// The shell variable holding a captured digest. Letters and digits are kept; any other
+/// character becomes `_XX` (its hex code), so two names never share a variable.
 fn digest_var(name: &str) -> String {
     let mut v = String::from("DIGEST_");
-    v.extend(name.chars().map(|c| {
+    for c in name.chars() {
         if c.is_ascii_alphanumeric() {
-            c.to_ascii_uppercase()
+            v.push(c);
         } else {
-            '_'
+            v.push_str(&format!("_{:02x}", c as u32));
         }
-    }));
+    }
     v
 }
 
@@ -803,7 +901,7 @@ pub fn render_shell(plan: &Plan) -> String {
         .steps
         .iter()
         .filter_map(|s| match &s.action {
-            Action::Process(p) => Some(p.env.iter().map(String::as_str)),
+            Action::Process(p) if !p.only_with_env => Some(p.env.iter().map(String::as_str)),
             _ => None,
         })
         .flatten()
@@ -859,6 +957,9 @@ pub fn render_shell(plan: &Plan) -> String {
         let _ = writeln!(out, "\n# {}. {} [{}]", n + 1, s.description, s.id);
         match &s.action {
             Action::Process(p) => {
+                if let Some(dir) = p.captures.as_ref().and_then(|c| c.metadata_file.parent()) {
+                    let _ = writeln!(out, "mkdir -p {}", shell_quote(&dir.display().to_string()));
+                }
                 let mut line = String::new();
                 if let Some(Stdin::Env(name)) = &p.stdin {
                     line.push_str(&format!("printf '%s' \"${{{name}}}\" | "));
@@ -879,6 +980,14 @@ pub fn render_shell(plan: &Plan) -> String {
                 }
                 if p.retry {
                     line = format!("for try in 1 2 3; do {line} && break; [ \"$try\" = 3 ] && exit 1; sleep $((try * 5)); done");
+                }
+                if p.only_with_env && !p.env.is_empty() {
+                    let cond: Vec<String> = p
+                        .env
+                        .iter()
+                        .map(|e| format!("[ -n \"${{{e}:-}}\" ]"))
+                        .collect();
+                    line = format!("if {}; then {line}; fi", cond.join(" && "));
                 }
                 if let Some(probe) = &p.skip_if {
                     let i = probes.iter().position(|x| *x == probe).unwrap_or(0);

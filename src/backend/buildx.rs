@@ -90,63 +90,52 @@ fn builder_steps(ctx: &Context, steps: &mut Steps) -> Result<Vec<String>> {
         ids.push(id);
         return Ok(ids);
     }
-    let mut first = true;
-    if !uncovered.is_empty() && b.driver != Driver::Remote {
+    // Every node is written with `create --append`: buildx creates the builder when it is
+    // missing and updates a node that exists, so a run interrupted half-way through the nodes
+    // is completed by the next one (a single "exists?" probe would skip the missing nodes).
+    let mut append = |steps: &mut Steps,
+                      id: String,
+                      desc: String,
+                      node: String,
+                      platforms: &[Platform],
+                      endpoint: Option<String>| {
         let mut args = base.clone();
+        args.insert(2, "--append".into());
+        args.extend(["--node".into(), node, "--platform".into(), join(platforms)]);
+        args.extend(endpoint);
+        let step = process(id, Phase::Setup, desc, "docker", args).needs(ids.last().cloned());
+        ids.push(steps.add(step));
+    };
+    if !uncovered.is_empty() && b.driver != Driver::Remote {
         let node = format!("{}-local", b.name);
-        args.extend([
-            "--node".into(),
-            node.clone(),
-            "--platform".into(),
-            join(&uncovered),
-        ]);
-        let id = add(
+        append(
             steps,
             "builder".into(),
             format!(
-                "create builder {} with local node {node} for {}",
+                "builder {}: local node {node} for {}",
                 b.name,
                 join(&uncovered)
             ),
-            args,
-            &[],
+            node,
+            &uncovered,
+            None,
         );
-        ids.push(id);
-        first = false;
     }
     for n in &b.nodes {
-        let mut args = if first {
-            base.clone()
-        } else {
-            s(&["buildx", "create", "--name", &b.name, "--append"])
-        };
-        args.extend([
-            "--node".into(),
-            n.name.clone(),
-            "--platform".into(),
-            join(&n.platforms),
-            n.endpoint.clone(),
-        ]);
-        let desc = format!(
-            "{} node {} ({}) for {}",
-            if first {
-                "create builder with"
-            } else {
-                "append"
-            },
-            n.name,
-            n.endpoint,
-            join(&n.platforms)
-        );
-        let id = add(
+        append(
             steps,
             format!("builder-node-{}", slug(&n.name)),
-            desc,
-            args,
-            &ids,
+            format!(
+                "builder {}: node {} ({}) for {}",
+                b.name,
+                n.name,
+                n.endpoint,
+                join(&n.platforms)
+            ),
+            n.name.clone(),
+            &n.platforms,
+            Some(crate::plan::lit(&n.endpoint)),
         );
-        ids.push(id);
-        first = false;
     }
     Ok(ids)
 }
@@ -174,9 +163,9 @@ fn cache_flags(image: &Image, primary: &Publication) -> Vec<String> {
         }
         Cache::Local(dir) => vec![
             "--cache-from".into(),
-            format!("type=local,src={}", dir.display()),
+            format!("type=local,src={}", crate::plan::lit_path(dir)),
             "--cache-to".into(),
-            format!("type=local,dest={},mode=max", dir.display()),
+            format!("type=local,dest={},mode=max", crate::plan::lit_path(dir)),
         ],
     }
 }
@@ -184,8 +173,19 @@ fn cache_flags(image: &Image, primary: &Publication) -> Vec<String> {
 /// Plans a release (or a `--load` try-out) with buildx.
 pub fn plan(ctx: &Context, steps: &mut Steps) -> Result<()> {
     let b = &ctx.project.builder;
-    let builder_ids = builder_steps(ctx, steps)?;
-    let covered: Vec<Platform> = b.nodes.iter().flat_map(|n| n.platforms.clone()).collect();
+    // `--load` builds on the engine's own builder (docker driver): it loads straight into the
+    // local image store, and a dependant's `docker-image://` context then finds its base there
+    // (a docker-container builder would look in the registry instead).
+    let builder_ids = if ctx.load {
+        Vec::new()
+    } else {
+        builder_steps(ctx, steps)?
+    };
+    let covered: Vec<Platform> = if ctx.load {
+        Vec::new()
+    } else {
+        b.nodes.iter().flat_map(|n| n.platforms.clone()).collect()
+    };
     let emu = emulated(ctx, &covered)?;
     let mut setup = builder_ids.clone();
     if b.emulation != Emulation::Never {
@@ -208,7 +208,9 @@ pub fn plan(ctx: &Context, steps: &mut Steps) -> Result<()> {
             needs.extend(build_ids.get(d).cloned().unwrap_or_default());
         }
         let mut common = s(&["buildx", "build"]);
-        if b.driver != Driver::Docker {
+        if ctx.load {
+            common.extend(s(&["--builder", "default"]));
+        } else if b.driver != Driver::Docker {
             common.extend(["--builder".into(), b.name.clone()]);
         }
         if ctx.load {
@@ -220,7 +222,7 @@ pub fn plan(ctx: &Context, steps: &mut Steps) -> Result<()> {
         let reg = ctx.registry(&primary.registry);
         let mut args = common.clone();
         args.extend(["--platform".into(), join(&image.platforms)]);
-        args.extend(["--file".into(), image.dockerfile.display().to_string()]);
+        args.extend(["--file".into(), crate::plan::lit_path(&image.dockerfile)]);
         args.extend(args_and_labels(image));
         args.extend(network_flag(image));
         for d in &image.depends_on {
@@ -246,9 +248,9 @@ pub fn plan(ctx: &Context, steps: &mut Steps) -> Result<()> {
         }
         let meta = meta_dir.join(format!("{}.json", slug(&image.key)));
         args.extend(["--output".into(), output]);
-        args.extend(["--metadata-file".into(), meta.display().to_string()]);
+        args.extend(["--metadata-file".into(), crate::plan::lit_path(&meta)]);
         args.extend(["--progress".into(), "plain".into()]);
-        args.push(context.display().to_string());
+        args.push(crate::plan::lit_path(&context));
         let build = process(
             format!("build-{}", slug(&image.key)),
             Phase::Build,
@@ -342,7 +344,7 @@ fn plan_load(
         })
         .collect();
     let mut base_args = common.to_vec();
-    base_args.extend(["--file".into(), image.dockerfile.display().to_string()]);
+    base_args.extend(["--file".into(), crate::plan::lit_path(&image.dockerfile)]);
     base_args.extend(args_and_labels(image));
     base_args.extend(network_flag(image));
     if ctx.facts.containerd_store {
@@ -364,7 +366,7 @@ fn plan_load(
             "--load".into(),
             "--progress".into(),
             "plain".into(),
-            context.display().to_string(),
+            crate::plan::lit_path(context),
         ]);
         let step = process(
             format!("load-{}", slug(&image.key)),
@@ -408,7 +410,7 @@ fn plan_load(
             "--progress".into(),
             "plain".into(),
         ]);
-        args.push(context.display().to_string());
+        args.push(crate::plan::lit_path(context));
         let id = steps.add(
             process(
                 format!("load-{}-{}", slug(&image.key), slug(&p.to_string())),
@@ -489,5 +491,6 @@ pub fn float(publ: &Publication, anchor: &str, tag: &str) -> Action {
         captures: None,
         retry: true,
         may_fail: false,
+        only_with_env: false,
     })
 }

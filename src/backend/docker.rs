@@ -100,11 +100,11 @@ pub(crate) fn per_platform_plan(ctx: &Context, steps: &mut Steps, program: &str)
                 pre.push(id);
             }
             let mut args = vec!["build".to_string(), "--platform".into(), p.to_string()];
-            args.extend(["--file".into(), image.dockerfile.display().to_string()]);
+            args.extend(["--file".into(), crate::plan::lit_path(&image.dockerfile)]);
             args.extend(args_and_labels(image));
             args.extend(network_flag(image));
             args.extend(["--tag".into(), name.clone()]);
-            args.push(context.display().to_string());
+            args.push(crate::plan::lit_path(&context));
             let mut step = process(
                 format!("build-{}-{}", slug(&image.key), slug(&p.to_string())),
                 Phase::Build,
@@ -153,6 +153,41 @@ pub(crate) fn per_platform_plan(ctx: &Context, steps: &mut Steps, program: &str)
             let mut pushed = Vec::new();
             let mut members = Vec::new();
             if podman {
+                // Every platform's image is pushed while building (the Build phase), so that a
+                // failed push stops the release before any tag is written.
+                for p in &publ.platforms {
+                    let sfx = p.tag_suffix();
+                    let mut args = vec!["push".to_string()];
+                    if reg.plain_http {
+                        args.push("--tls-verify=false".into());
+                    }
+                    let remote = format!("{}:{anchor}-{sfx}", publ.name());
+                    args.extend([
+                        local(&image.key, &anchor, &sfx),
+                        format!("docker://{remote}"),
+                    ]);
+                    steps.add(
+                        process(
+                            format!("push-{key}-{}", slug(&p.to_string())),
+                            Phase::Build,
+                            format!("push the {p} image as {remote}"),
+                            program,
+                            args,
+                        )
+                        .needs(
+                            [format!(
+                                "build-{}-{}",
+                                slug(&image.key),
+                                slug(&p.to_string())
+                            )]
+                            .into_iter()
+                            .chain(login_ids.iter().cloned()),
+                        )
+                        .image(&image.key)
+                        .registry(&publ.registry)
+                        .with_process(|pr| pr.retry = true),
+                    );
+                }
                 // A fresh local list with exactly this registry's platforms.
                 let list = format!(
                     "localhost/{}:{anchor}-for-{}",

@@ -147,86 +147,103 @@ pub fn logins(ctx: &Context, steps: &mut Steps, program: &str) -> Vec<String> {
             args,
         )
         .registry(&reg.name)
+        // One login at a time: each docker login rewrites the whole config.json, and two at
+        // once would lose one of the credentials.
+        .needs(ids.last().cloned())
         .with_process(|p| {
             p.env = vec![user.clone(), pass.clone()];
             p.stdin = Some(Stdin::Env(pass.clone()));
             p.retry = true;
+            // Without the variables, an existing `docker login` serves (checked before the run).
+            p.only_with_env = true;
         });
         ids.push(steps.add(step));
     }
     ids
 }
 
-/// Platforms that need QEMU: not the host's, not on a native node, and (unless emulation is
-/// "always") without a registered binfmt handler. Refuses platforms no one can build when
-/// emulation is "never".
+/// Platforms that need QEMU: not the host's and not on a native node. Whether a handler is
+/// registered already is not part of the plan (the QEMU step probes for it when it runs), so
+/// a plan stays the same before and after QEMU is set up and `apply --resume` can continue it.
+/// Refuses platforms no one can build when emulation is "never".
 pub fn emulated(ctx: &Context, covered_by_nodes: &[Platform]) -> Result<Vec<Platform>> {
     use crate::config::Emulation;
     let mut out = Vec::new();
     for p in ctx.all_platforms() {
-        if ctx.facts.native.runs_natively(&p) || covered_by_nodes.contains(&p) {
+        if covered_by_nodes.contains(&p) {
             continue;
         }
-        match ctx.project.builder.emulation {
-            Emulation::Never => {
-                return Err(Error::invalid(
-                    Problem::new(format!(
-                        "no builder node runs {p} natively, and [builder] emulation = \"never\""
-                    ))
-                    .help(format!(
-                        "add a [[builder.nodes]] entry for {p}, or set emulation = \"auto\""
-                    )),
-                ))
-            }
-            Emulation::Always => out.push(p),
-            Emulation::Auto => {
-                if !ctx.facts.can_run(&p) {
-                    out.push(p);
-                }
-            }
+        let native = match ctx.project.builder.emulation {
+            // "always": everything but the host's own architecture goes through QEMU.
+            Emulation::Always => p.os == ctx.facts.native.os && p.arch == ctx.facts.native.arch,
+            _ => ctx.facts.native.runs_natively(&p),
+        };
+        if native {
+            continue;
         }
+        if ctx.project.builder.emulation == Emulation::Never {
+            return Err(Error::invalid(
+                Problem::new(format!(
+                    "no builder node runs {p} natively, and [builder] emulation = \"never\""
+                ))
+                .help(format!(
+                    "add a [[builder.nodes]] entry for {p}, or set emulation = \"auto\""
+                )),
+            ));
+        }
+        out.push(p);
     }
     Ok(out)
 }
 
 /// The QEMU set-up step (tonistiigi/binfmt, as docker/setup-qemu-action uses), if any platform
-/// needs it.
+/// needs it; skipped at run time when every handler is registered already.
 pub fn qemu_step(program: &str, platforms: &[Platform]) -> Option<Step> {
     if platforms.is_empty() {
         return None;
     }
-    let archs: Vec<String> =
-        platforms
-            .iter()
-            .map(|p| p.arch.clone())
-            .fold(Vec::new(), |mut v, a| {
-                if !v.contains(&a) {
-                    v.push(a);
+    let mut archs: Vec<String> = Vec::new();
+    let mut probe: Vec<String> = vec!["test".into()];
+    for p in platforms {
+        if !archs.contains(&p.arch) {
+            archs.push(p.arch.clone());
+            if let Some(q) = p.qemu_name() {
+                if probe.len() > 1 {
+                    probe.push("-a".into());
                 }
-                v
-            });
+                probe.extend(["-e".into(), format!("/proc/sys/fs/binfmt_misc/qemu-{q}")]);
+            }
+        }
+    }
     let image = if program == "podman" {
         "docker.io/tonistiigi/binfmt"
     } else {
         "tonistiigi/binfmt"
     };
-    Some(process(
-        "qemu",
-        Phase::Setup,
-        format!(
-            "register QEMU handlers for {}",
-            crate::platform::join(platforms)
-        ),
-        program,
-        vec![
-            "run".into(),
-            "--privileged".into(),
-            "--rm".into(),
-            image.into(),
-            "--install".into(),
-            archs.join(","),
-        ],
-    ))
+    Some(
+        process(
+            "qemu",
+            Phase::Setup,
+            format!(
+                "register QEMU handlers for {}, unless they are registered",
+                crate::platform::join(platforms)
+            ),
+            program,
+            vec![
+                "run".into(),
+                "--privileged".into(),
+                "--rm".into(),
+                image.into(),
+                "--install".into(),
+                archs.join(","),
+            ],
+        )
+        .with_process(|p| {
+            if probe.len() > 1 {
+                p.skip_if = Some(probe);
+            }
+        }),
+    )
 }
 
 /// True when a path has characters outside ASCII (buildx issue 2793).
@@ -256,7 +273,7 @@ pub fn context_path(ctx: &Context, image: &Image) -> (PathBuf, Vec<Step>) {
             image.key
         ),
         "mkdir",
-        vec!["-p".into(), dir.display().to_string()],
+        vec!["-p".into(), crate::plan::lit_path(&dir)],
     )
     .image(&image.key);
     let ln = process(
@@ -269,8 +286,8 @@ pub fn context_path(ctx: &Context, image: &Image) -> (PathBuf, Vec<Step>) {
         "ln",
         vec![
             "-sfn".into(),
-            image.context.display().to_string(),
-            link.display().to_string(),
+            crate::plan::lit_path(&image.context),
+            crate::plan::lit_path(&link),
         ],
     )
     .needs([mkdir.id.clone()])
@@ -281,14 +298,15 @@ pub fn context_path(ctx: &Context, image: &Image) -> (PathBuf, Vec<Step>) {
 /// `--build-arg` and `--label` flags, in file order.
 pub fn args_and_labels(image: &Image) -> Vec<String> {
     let mut out = Vec::new();
+    use crate::plan::lit;
     if let Some(t) = &image.target {
-        out.extend(["--target".to_string(), t.clone()]);
+        out.extend(["--target".to_string(), lit(t)]);
     }
     for (k, v) in &image.build_args {
-        out.extend(["--build-arg".to_string(), format!("{k}={v}")]);
+        out.extend(["--build-arg".to_string(), lit(&format!("{k}={v}"))]);
     }
     for (k, v) in &image.labels {
-        out.extend(["--label".to_string(), format!("{k}={v}")]);
+        out.extend(["--label".to_string(), lit(&format!("{k}={v}"))]);
     }
     out
 }

@@ -313,6 +313,7 @@ invalid_cases! {
     bad_version_from_env => "bad-version-from-env.toml",
     bad_version_from => "bad-version-from.toml",
     build_arg_looks_like_secret => "build-arg-looks-like-secret.toml",
+    tag_reads_password => "tag-reads-password.toml",
     comments_only => "comments-only.toml",
     cycle_three_images => "cycle-three-images.toml",
     cycle_two_images => "cycle-two-images.toml",

@@ -263,11 +263,13 @@ fn nodes_share_one_builder() {
         let i = c.args.iter().position(|a| a == "--platform").unwrap();
         assert_eq!(c.args[i + 1], multiarch::platform::join(&n.platforms));
         assert_eq!(c.args.last().unwrap(), &n.endpoint);
-        assert!(c.skip_if.is_some(), "builder creation is idempotent");
+        assert!(
+            c.args.contains(&"--append".to_string()),
+            "create --append is idempotent"
+        );
     }
     assert!(creates
         .iter()
-        .skip(1)
         .all(|c| c.args.contains(&"--append".to_string())));
     // Platforms a native node covers need no QEMU.
     let qemu = p.steps.iter().find(|s| s.id == "qemu");
@@ -473,4 +475,96 @@ fn buildx_reaches_a_non_ascii_context_through_an_ascii_link() {
         .is_ascii());
     let meta = b.captures.as_ref().unwrap();
     assert!(meta.metadata_file.is_absolute());
+}
+
+/// Values from the project file are data, never code: a label or build argument holding `$(..)`
+/// or `${env.X}` reaches the tool literally, in the plan, in the shell script, and in the
+/// executor. The shell plan is run for real with `echo` standing in for docker.
+#[test]
+fn values_from_the_file_never_run_as_shell_code() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("it's $HOME");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("Dockerfile"), "FROM scratch\n").unwrap();
+    let marker = tmp.path().join("pwned");
+    std::fs::write(
+        dir.join("multiarch.toml"),
+        format!(
+            r#"
+[defaults]
+platforms = ["linux/amd64"]
+registries = ["local"]
+tags = ["{{{{ version }}}}"]
+
+[registries.local]
+host = "127.0.0.1:5999"
+
+[images.app]
+context = "."
+labels = {{ a = "$(touch {m})", b = "${{env.SECRET}}", c = "`touch {m}`", d = "$$", e = "x'y\"z" }}
+build-args = {{ B = "${{digest.app}}" }}
+"#,
+            m = marker.display()
+        ),
+    )
+    .unwrap();
+    let project = Project::load(&dir.join("multiarch.toml")).unwrap();
+    let p = make(&project, BackendKind::Docker, "1.0.0", false);
+    let shell = plan::render_shell(&p);
+    let script = tmp.path().join("release.sh");
+    std::fs::write(&script, &shell).unwrap();
+    let out = std::process::Command::new("bash")
+        .arg(&script)
+        .env("MULTIARCH_DOCKER", "echo")
+        .env("MULTIARCH", "true")
+        .env("SECRET", "hunter2")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}\n{shell}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!marker.exists(), "a label ran as shell code");
+    assert!(
+        !stdout.contains("hunter2"),
+        "a label expanded an environment variable"
+    );
+    for literal in [
+        format!("a=$(touch {})", marker.display()),
+        "b=${env.SECRET}".to_string(),
+        format!("c=`touch {}`", marker.display()),
+        "d=$$".to_string(),
+        "e=x'y\"z".to_string(),
+        "B=${digest.app}".to_string(),
+    ] {
+        assert!(
+            stdout.contains(&literal),
+            "{literal} missing from:\n{stdout}"
+        );
+    }
+    assert!(stdout.contains(&dir.display().to_string()), "{stdout}");
+}
+
+#[test]
+fn placeholders_parse() {
+    use plan::ArgPiece::{Digest, Env, Lit};
+    assert_eq!(
+        plan::parse_arg("a=${env.X}b"),
+        vec![Lit("a=".into()), Env("X".into()), Lit("b".into())]
+    );
+    assert_eq!(
+        plan::parse_arg("r@${digest.base}"),
+        vec![Lit("r@".into()), Digest("base".into())]
+    );
+    assert_eq!(
+        plan::parse_arg(&plan::lit("${env.X}$$")),
+        vec![Lit("${env.X}$$".into())]
+    );
+    assert_eq!(
+        plan::parse_arg("$HOME ${other}"),
+        vec![Lit("$HOME ${other}".into())]
+    );
+    assert_eq!(plan::parse_arg(""), vec![Lit(String::new())]);
 }
