@@ -534,3 +534,47 @@ fn apply_runs_a_saved_plan_and_refuses_one_of_another_format() {
         out.stderr
     );
 }
+
+#[test]
+fn an_existing_docker_login_serves_when_the_variables_are_unset() {
+    if !ready(false) {
+        return;
+    }
+    let p = project("config-login", |toml, _| {
+        *toml = toml.replace(
+            "registries = [\"local\", \"auth\"]",
+            "registries = [\"auth\"]",
+        );
+    });
+    let mut login = Command::new(DOCKER)
+        .args([
+            "login",
+            "127.0.0.1:5001",
+            "--username",
+            USER,
+            "--password-stdin",
+        ])
+        .env("DOCKER_CONFIG", &p.config)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    login
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(PASSWORD.as_bytes())
+        .unwrap();
+    assert!(login.wait().unwrap().success());
+    let out = p
+        .multiarch()
+        .env_remove("MULTIARCH_TEST_USER")
+        .env_remove("MULTIARCH_TEST_PASSWORD")
+        .args(["apply", "--backend", "docker", "--version", "5.0.0"])
+        .run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    no_secret(&out);
+    assert_index(5001, &p.repo, "5.0.0");
+}
