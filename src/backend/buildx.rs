@@ -226,9 +226,7 @@ pub fn plan(ctx: &Context, steps: &mut Steps) -> Result<()> {
         args.extend(args_and_labels(image));
         args.extend(network_flag(image));
         for d in &image.depends_on {
-            let dep = ctx.project.images.get(d).expect("resolved");
-            let dpubs = ctx.publications(d);
-            let dprimary = ctx.primary(dep, &dpubs);
+            let dprimary = ctx.primary_of(d);
             args.extend([
                 "--build-context".into(),
                 format!(
@@ -351,9 +349,7 @@ fn plan_load(
         let mut args = base_args.clone();
         args.extend(["--platform".into(), join(&image.platforms)]);
         for d in &image.depends_on {
-            let dep = &ctx.project.images[d];
-            let dp = ctx.publications(d);
-            let dprim = ctx.primary(dep, &dp);
+            let dprim = ctx.primary_of(d);
             args.extend([
                 "--build-context".into(),
                 format!("{d}=docker-image://{}:{}", dprim.name(), anchor_tag(dprim)),
@@ -390,9 +386,7 @@ fn plan_load(
         let mut args = base_args.clone();
         args.extend(["--platform".into(), p.to_string()]);
         for d in &image.depends_on {
-            let dep = &ctx.project.images[d];
-            let dp = ctx.publications(d);
-            let dprim = ctx.primary(dep, &dp);
+            let dprim = ctx.primary_of(d);
             args.extend([
                 "--build-context".into(),
                 format!(

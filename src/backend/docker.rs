@@ -43,9 +43,7 @@ pub(crate) fn per_platform_plan(ctx: &Context, steps: &mut Steps, program: &str)
         // (pushed as is), under localhost/<repository> for podman (manifest lists are made
         // locally from them).
         let local = |key: &str, anchor: &str, sfx: &str| -> String {
-            let im = &ctx.project.images[key];
-            let ps = ctx.publications(key);
-            let primary = ctx.primary(im, &ps);
+            let primary = ctx.primary_of(key);
             if podman {
                 format!("localhost/{}:{anchor}-{sfx}", primary.repository)
             } else {
@@ -67,9 +65,7 @@ pub(crate) fn per_platform_plan(ctx: &Context, steps: &mut Steps, program: &str)
             let mut pre = needs.clone();
             // FROM <base>: point the base's short name at this platform's base image.
             for d in &image.depends_on {
-                let dep = &ctx.project.images[d];
-                let dpubs = ctx.publications(d);
-                let danchor = anchor_tag(ctx.primary(dep, &dpubs));
+                let danchor = anchor_tag(ctx.primary_of(d));
                 let target = if podman {
                     format!("localhost/{d}:latest")
                 } else {

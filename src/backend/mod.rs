@@ -69,6 +69,13 @@ impl Context<'_> {
             .expect("every image publishes somewhere")
     }
 
+    /// The primary publication of an image, by key (see [`Context::primary`]).
+    pub fn primary_of(&self, key: &str) -> &Publication {
+        let image = &self.project.images[key];
+        let pubs = self.publications(key);
+        self.primary(image, &pubs)
+    }
+
     /// All platforms any selected image needs.
     pub fn all_platforms(&self) -> Vec<Platform> {
         let mut out: Vec<Platform> = Vec::new();

@@ -127,6 +127,24 @@ impl Project {
     }
 }
 
+/// A second build context `name/` in a test project: busybox for both architectures, and a
+/// Dockerfile that copies the right one and then runs `steps`.
+fn busybox_context(dir: &Path, name: &str, steps: &str) {
+    for arch in ["amd64", "arm64"] {
+        std::fs::create_dir_all(dir.join(name).join(arch)).unwrap();
+        std::fs::copy(
+            Path::new(BUSYBOX).join(arch).join("busybox"),
+            dir.join(name).join(arch).join("busybox"),
+        )
+        .unwrap();
+    }
+    std::fs::write(
+        dir.join(name).join("Dockerfile"),
+        format!("FROM scratch\nARG TARGETARCH\nCOPY ${{TARGETARCH}}/busybox /bin/busybox\n{steps}"),
+    )
+    .unwrap();
+}
+
 /// The raw manifest at a tag, read by skopeo (not by multiarch).
 fn raw_manifest(port: u16, repo: &str, tag: &str) -> Option<serde_json::Value> {
     let mut cmd = Command::new("skopeo");
@@ -288,16 +306,11 @@ fn a_failed_build_publishes_no_tag_at_all() {
     }
     let broken_repo = unique("broken");
     let p = project("fails", |toml, dir| {
-        std::fs::create_dir_all(dir.join("broken")).unwrap();
-        std::fs::write(dir.join("broken/Dockerfile"), "FROM scratch\nARG TARGETARCH\nCOPY ${TARGETARCH}/busybox /bin/busybox\nRUN [\"/bin/busybox\", \"sh\", \"-c\", \"echo about to fail; exit 3\"]\n").unwrap();
-        for arch in ["amd64", "arm64"] {
-            std::fs::create_dir_all(dir.join("broken").join(arch)).unwrap();
-            std::fs::copy(
-                Path::new(BUSYBOX).join(arch).join("busybox"),
-                dir.join("broken").join(arch).join("busybox"),
-            )
-            .unwrap();
-        }
+        busybox_context(
+            dir,
+            "broken",
+            "RUN [\"/bin/busybox\", \"sh\", \"-c\", \"echo about to fail; exit 3\"]\n",
+        );
         toml.push_str(&format!(
             "\n[images.broken]\ncontext = \"broken\"\nrepository = \"{broken_repo}\"\n"
         ));
@@ -387,16 +400,7 @@ fn resume_finishes_without_rebuilding_what_was_pushed() {
     }
     let dep_repo = unique("late");
     let p = project("resume", |toml, dir| {
-        std::fs::create_dir_all(dir.join("late")).unwrap();
-        std::fs::write(dir.join("late/Dockerfile"), "FROM scratch\nARG TARGETARCH\nCOPY ${TARGETARCH}/busybox /bin/busybox\nRUN [\"/bin/busybox\", \"test\", \"-e\", \"/bin/busybox\"]\nRUN [\"/bin/busybox\", \"sh\", \"-c\", \"test -e /ready-$TARGETARCH || { echo not ready; exit 1; }\"]\n").unwrap();
-        for arch in ["amd64", "arm64"] {
-            std::fs::create_dir_all(dir.join("late").join(arch)).unwrap();
-            std::fs::copy(
-                Path::new(BUSYBOX).join(arch).join("busybox"),
-                dir.join("late").join(arch).join("busybox"),
-            )
-            .unwrap();
-        }
+        busybox_context(dir, "late", "RUN [\"/bin/busybox\", \"test\", \"-e\", \"/bin/busybox\"]\nRUN [\"/bin/busybox\", \"sh\", \"-c\", \"test -e /ready-$TARGETARCH || { echo not ready; exit 1; }\"]\n");
         toml.push_str(&format!("\n[images.late]\ncontext = \"late\"\nrepository = \"{dep_repo}\"\nregistries = [\"local\"]\n"));
     });
     let first = p
