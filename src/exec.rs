@@ -668,6 +668,7 @@ fn run_process(
             Ok(v) => Some(v),
             Err(_) => return fail(format!("the environment variable {name} is not set")),
         },
+        Some(Stdin::Text(t)) => Some(t.clone()),
         None => None,
     };
     if let Some(c) = &p.captures {

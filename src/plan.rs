@@ -174,6 +174,8 @@ pub struct Process {
 pub enum Stdin {
     /// The value of an environment variable (a password: never on the command line).
     Env(String),
+    /// Fixed, non-secret text (a configuration file written with `tee`).
+    Text(String),
 }
 
 /// A digest to capture after a step.
@@ -432,8 +434,12 @@ pub fn plan(project: &Project, facts: &HostFacts, opts: &Options) -> Result<Plan
         }
     }
     if !opts.load {
+        let builder = &project.builder;
+        let buildx_float = |p: &Publication, anchor: &str, tag: &str| {
+            crate::backend::buildx::float(p, anchor, tag, builder)
+        };
         let float: &dyn Fn(&Publication, &str, &str) -> Action = match backend {
-            BackendKind::Buildx => &crate::backend::buildx::float,
+            BackendKind::Buildx => &buildx_float,
             BackendKind::Docker | BackendKind::Podman => &crate::backend::registry_copy,
         };
         add_verify_and_floating(project, &release, &mut steps, float);
@@ -740,8 +746,10 @@ pub fn display_command(p: &Process) -> String {
         }
     }));
     let mut s = parts.join(" ");
-    if let Some(Stdin::Env(name)) = &p.stdin {
-        s.push_str(&format!(" < ${name}"));
+    match &p.stdin {
+        Some(Stdin::Env(name)) => s.push_str(&format!(" < ${name}")),
+        Some(Stdin::Text(t)) => s.push_str(&format!(" <<< {}", shell_quote(t))),
+        None => {}
     }
     s
 }
@@ -961,8 +969,14 @@ pub fn render_shell(plan: &Plan) -> String {
                     let _ = writeln!(out, "mkdir -p {}", shell_quote(&dir.display().to_string()));
                 }
                 let mut line = String::new();
-                if let Some(Stdin::Env(name)) = &p.stdin {
-                    line.push_str(&format!("printf '%s' \"${{{name}}}\" | "));
+                match &p.stdin {
+                    Some(Stdin::Env(name)) => {
+                        line.push_str(&format!("printf '%s' \"${{{name}}}\" | "))
+                    }
+                    Some(Stdin::Text(t)) => {
+                        line.push_str(&format!("printf '%s' {} | ", shell_quote(t)))
+                    }
+                    None => {}
                 }
                 for (k, v) in &p.set_env {
                     line.push_str(&format!("{k}={} ", shell_quote(v)));

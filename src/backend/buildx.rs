@@ -11,6 +11,7 @@ use crate::error::{Error, Problem, Result};
 use crate::model::{Cache, Image};
 use crate::plan::{process, slug, Action, Capture, Phase, Process, Steps};
 use crate::platform::{join, Platform};
+use crate::reference;
 use crate::release::Publication;
 
 use super::{
@@ -56,6 +57,50 @@ fn builder_steps(ctx: &Context, steps: &mut Steps) -> Result<Vec<String>> {
         base.extend(s(&["--driver-opt", "network=host"]));
     }
     let mut ids: Vec<String> = Vec::new();
+    // Registries said to be plain HTTP (beyond loopback, which BuildKit reaches over HTTP by
+    // itself) go into a buildkitd configuration, so that pulls of bases, the registry cache and
+    // `imagetools create` (which reads the builder's configuration) use HTTP too.
+    let http: Vec<&str> = ctx
+        .pushed_registries()
+        .iter()
+        .filter(|r| r.plain_http && !reference::is_plain_http(&r.host, false))
+        .map(|r| r.host.as_str())
+        .collect();
+    if !http.is_empty() {
+        let dir = ctx.project.root.join(".multiarch");
+        let file = dir.join("buildkitd.toml");
+        let mut text = String::from(
+            "# Written by multiarch: registries the project marks `insecure = true`.\n",
+        );
+        for h in &http {
+            text.push_str(&format!(
+                "[registry.\"{h}\"]\n  http = true\n  insecure = true\n"
+            ));
+        }
+        let mkdir = steps.add(process(
+            "buildkitd-dir",
+            Phase::Setup,
+            format!("make {}", dir.display()),
+            "mkdir",
+            vec!["-p".into(), crate::plan::lit_path(&dir)],
+        ));
+        let write = steps.add(
+            process(
+                "buildkitd-config",
+                Phase::Setup,
+                format!(
+                    "write the buildkitd configuration for plain-HTTP registries {}",
+                    http.join(", ")
+                ),
+                "tee",
+                vec![crate::plan::lit_path(&file)],
+            )
+            .needs([mkdir])
+            .with_process(|p| p.stdin = Some(crate::plan::Stdin::Text(text))),
+        );
+        ids.push(write);
+        base.extend(["--buildkitd-config".into(), crate::plan::lit_path(&file)]);
+    }
     let add = |steps: &mut Steps,
                id: String,
                desc: String,
@@ -85,7 +130,7 @@ fn builder_steps(ctx: &Context, steps: &mut Steps) -> Result<Vec<String>> {
                 driver_name(b.driver)
             ),
             args,
-            &[],
+            &ids,
         );
         ids.push(id);
         return Ok(ids);
@@ -285,6 +330,10 @@ pub fn plan(ctx: &Context, steps: &mut Steps) -> Result<()> {
                 tags.push(anchor_tag(publ));
             }
             let mut args = s(&["buildx", "imagetools", "create"]);
+            if b.driver != Driver::Docker {
+                // imagetools reads registry settings (plain HTTP) from the builder's config.
+                args.extend(["--builder".into(), b.name.clone()]);
+            }
             if publ.platforms.len() != image.platforms.len() {
                 args.extend(["--platform".into(), join(&publ.platforms)]);
             }
@@ -466,17 +515,24 @@ pub fn local_tags(
 
 /// A floating tag: a carbon copy of the verified index (`imagetools create` with one index
 /// source keeps its digest).
-pub fn float(publ: &Publication, anchor: &str, tag: &str) -> Action {
+pub fn float(
+    publ: &Publication,
+    anchor: &str,
+    tag: &str,
+    builder: &crate::model::Builder,
+) -> Action {
+    let mut args = s(&["buildx", "imagetools", "create"]);
+    if builder.driver != Driver::Docker {
+        args.extend(["--builder".into(), builder.name.clone()]);
+    }
+    args.extend([
+        "--tag".into(),
+        format!("{}:{tag}", publ.name()),
+        format!("{}:{anchor}", publ.name()),
+    ]);
     Action::Process(Process {
         program: "docker".into(),
-        args: vec![
-            "buildx".into(),
-            "imagetools".into(),
-            "create".into(),
-            "--tag".into(),
-            format!("{}:{tag}", publ.name()),
-            format!("{}:{anchor}", publ.name()),
-        ],
+        args,
         env: vec![],
         set_env: Default::default(),
         stdin: None,

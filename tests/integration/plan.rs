@@ -568,3 +568,72 @@ fn placeholders_parse() {
     );
     assert_eq!(plan::parse_arg(""), vec![Lit(String::new())]);
 }
+
+/// A plain-HTTP registry off loopback: buildx gets a buildkitd configuration that says so, and
+/// `imagetools create` runs on that builder.
+#[test]
+fn buildx_learns_about_plain_http_registries() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("Dockerfile"), "FROM scratch\n").unwrap();
+    std::fs::write(
+        tmp.path().join("multiarch.toml"),
+        r#"
+[defaults]
+platforms = ["linux/amd64", "linux/arm64"]
+registries = ["lan"]
+
+[registries.lan]
+host = "registry.lan:5000"
+insecure = true
+
+[images.app]
+context = "."
+"#,
+    )
+    .unwrap();
+    let project = Project::load(&tmp.path().join("multiarch.toml")).unwrap();
+    let p = make(&project, BackendKind::Buildx, "1.0.0", false);
+    let config = p
+        .steps
+        .iter()
+        .find(|s| s.id == "buildkitd-config")
+        .expect("a config step");
+    let Action::Process(tee) = &config.action else {
+        panic!()
+    };
+    let Some(plan::Stdin::Text(text)) = &tee.stdin else {
+        panic!("{tee:?}")
+    };
+    assert!(
+        text.contains("[registry.\"registry.lan:5000\"]") && text.contains("http = true"),
+        "{text}"
+    );
+    let builder = p.steps.iter().find(|s| s.id == "builder").unwrap();
+    assert!(builder.needs.contains(&config.id));
+    let Action::Process(create) = &builder.action else {
+        panic!()
+    };
+    let i = create
+        .args
+        .iter()
+        .position(|a| a == "--buildkitd-config")
+        .expect("--buildkitd-config");
+    assert_eq!(&create.args[i + 1], tee.args.last().unwrap());
+    let tag = p.steps.iter().find(|s| s.id == "tag-app-lan").unwrap();
+    let Action::Process(it) = &tag.action else {
+        panic!()
+    };
+    assert!(
+        it.args.windows(2).any(|w| w[0] == "--builder"),
+        "{:?}",
+        it.args
+    );
+    let build = p.steps.iter().find(|s| s.id == "build-app").unwrap();
+    let Action::Process(b) = &build.action else {
+        panic!()
+    };
+    assert!(b.args.iter().any(|a| a.contains("registry.insecure=true")));
+    // The shell plan writes the same file.
+    let shell = plan::render_shell(&p);
+    assert!(shell.contains("| tee "), "{shell}");
+}
