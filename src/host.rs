@@ -156,44 +156,25 @@ pub fn probe_release(project: &Project) -> HostFacts {
 /// Probes this machine once: [`probe_release`], plus the docker client and engine, buildx,
 /// podman and the binfmt_misc handlers. Never fails: what cannot be found is `None`.
 pub fn probe(project: &Project) -> HostFacts {
-    let base = probe_release(project);
-    let docker = docker_client();
-    let out = |prog: &str, args: &[&str]| -> Option<String> {
-        duct::cmd(prog, args)
-            .stderr_null()
-            .stdout_capture()
-            .unchecked()
-            .run()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-    };
-    let docker_version = out(&docker, &["version", "--format", "{{.Client.Version}}"]);
-    let engine_version = docker_version
-        .as_ref()
-        .and_then(|_| out(&docker, &["version", "--format", "{{.Server.Version}}"]))
-        .filter(|s| !s.is_empty());
-    let containerd_store = engine_version.is_some()
-        && out(&docker, &["info", "--format", "{{json .DriverStatus}}"])
-            .is_some_and(|s| s.contains("io.containerd.snapshotter"));
-    let buildx_version = docker_version
-        .as_ref()
-        .and_then(|_| out(&docker, &["buildx", "version"]))
-        .and_then(|s| {
-            s.split_whitespace()
-                .nth(1)
-                .map(|v| v.trim_start_matches('v').to_string())
-        });
-    let podman_version = out("podman", &["version", "--format", "{{.Client.Version}}"]);
+    // One engine probe for the planner and doctor alike; the planner skips doctor's details.
+    let engine = probe_engine(&project.builder.name, true, false);
     HostFacts {
-        docker_client: docker_version.as_ref().map(|_| docker.clone()),
-        docker_version,
-        engine_version,
-        containerd_store,
-        buildx_version,
-        podman_version,
-        binfmt: binfmt_handlers(),
-        ..base
+        docker_client: engine
+            .client_version
+            .as_ref()
+            .map(|_| engine.client.clone()),
+        docker_version: engine.client_version,
+        engine_version: engine.server_version,
+        containerd_store: engine.containerd_store,
+        buildx_version: engine.buildx_version,
+        podman_version: engine.podman_version,
+        binfmt: engine
+            .binfmt
+            .into_iter()
+            .filter(|h| h.enabled)
+            .map(|h| h.name)
+            .collect(),
+        ..probe_release(project)
     }
 }
 
@@ -203,26 +184,6 @@ pub fn docker_client() -> String {
         .ok()
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "docker".into())
-}
-
-/// QEMU names of the enabled binfmt_misc handlers (`qemu-aarch64` -> `aarch64`).
-pub fn binfmt_handlers() -> Vec<String> {
-    let mut out = Vec::new();
-    if let Ok(dir) = std::fs::read_dir("/proc/sys/fs/binfmt_misc") {
-        for e in dir.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if let Some(q) = name.strip_prefix("qemu-") {
-                let enabled = std::fs::read_to_string(e.path())
-                    .map(|s| s.starts_with("enabled"))
-                    .unwrap_or(false);
-                if enabled {
-                    out.push(q.to_string());
-                }
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 /// What `doctor` needs to know about the engine beyond [`HostFacts`]: where the client is,
@@ -388,9 +349,10 @@ fn run_capture(prog: &str, args: &[&str]) -> Option<(bool, String, String)> {
     ))
 }
 
-/// Probes what `doctor` needs about the engine, buildx (and the builder named `builder`),
-/// podman (only when `podman` is true: it is slow to start) and binfmt_misc. Never fails.
-pub fn probe_engine(builder: &str, podman: bool) -> EngineFacts {
+/// Probes the engine, buildx, podman (only when `podman` is true: it is slow to start) and
+/// binfmt_misc. With `detail`, also what only `doctor` reports: the docker context, the
+/// builder named `builder` and the current one, and why podman cannot run. Never fails.
+pub fn probe_engine(builder: &str, podman: bool, detail: bool) -> EngineFacts {
     let client = docker_client();
     let client_path = which(&client).map(|p| p.display().to_string());
     let mut f = EngineFacts {
@@ -425,7 +387,9 @@ pub fn probe_engine(builder: &str, podman: bool) -> EngineFacts {
                 }
                 None => {}
             }
-            f.context = run_capture(path, &["context", "show"])
+            f.context = detail
+                .then(|| run_capture(path, &["context", "show"]))
+                .flatten()
                 .filter(|(ok, _, _)| *ok)
                 .map(|(_, out, _)| out)
                 .filter(|s| !s.is_empty());
@@ -442,7 +406,7 @@ pub fn probe_engine(builder: &str, podman: bool) -> EngineFacts {
                         .nth(1)
                         .map(|v| v.trim_start_matches('v').to_string())
                 });
-            if f.buildx_version.is_some() {
+            if detail && f.buildx_version.is_some() {
                 let inspect = |args: &[&str]| {
                     run_capture(path, args)
                         .filter(|(ok, _, _)| *ok)
@@ -461,8 +425,9 @@ pub fn probe_engine(builder: &str, podman: bool) -> EngineFacts {
             f.podman_version = Some(out).filter(|s| !s.is_empty());
             if !ok {
                 f.podman_error = Some(err);
-            } else if let Some((false, _, err)) =
-                run_capture("podman", &["info", "--format", "{{.Host.Arch}}"])
+            } else if let Some((false, _, err)) = detail
+                .then(|| run_capture("podman", &["info", "--format", "{{.Host.Arch}}"]))
+                .flatten()
             {
                 f.podman_error = Some(err);
             }

@@ -483,18 +483,7 @@ fn add_verify_and_floating(
         .collect();
     let mut verify_ids = Vec::new();
     for publ in &release.publications {
-        let tags: Vec<String> = publ
-            .tags
-            .iter()
-            .filter(|t| !t.floating)
-            .map(|t| t.name.clone())
-            .collect();
-        let anchor_only = tags.is_empty();
-        let tags = if anchor_only {
-            vec![crate::backend::anchor_tag(publ)]
-        } else {
-            tags
-        };
+        let tags = crate::backend::first_tags(publ);
         let needs: Vec<String> = tag_steps
             .iter()
             .filter(|(_, img, reg)| {

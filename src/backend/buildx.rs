@@ -320,15 +320,7 @@ pub fn plan(ctx: &Context, steps: &mut Steps) -> Result<()> {
         build_ids.insert(image.key.clone(), vec![build_id.clone()]);
         // Immutable tags, per registry, from the pushed index.
         for publ in &pubs {
-            let mut tags: Vec<String> = publ
-                .tags
-                .iter()
-                .filter(|t| !t.floating)
-                .map(|t| t.name.clone())
-                .collect();
-            if tags.is_empty() {
-                tags.push(anchor_tag(publ));
-            }
+            let tags = super::first_tags(publ);
             let mut args = s(&["buildx", "imagetools", "create"]);
             if b.driver != Driver::Docker {
                 // imagetools reads registry settings (plain HTTP) from the builder's config.

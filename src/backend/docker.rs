@@ -238,15 +238,7 @@ pub(crate) fn per_platform_plan(ctx: &Context, steps: &mut Steps, program: &str)
                         .registry(&publ.registry),
                     );
                 }
-                let mut tags: Vec<String> = publ
-                    .tags
-                    .iter()
-                    .filter(|t| !t.floating)
-                    .map(|t| t.name.clone())
-                    .collect();
-                if tags.is_empty() {
-                    tags.push(anchor.clone());
-                }
+                let tags = super::first_tags(publ);
                 let mut last = prev.clone();
                 for t in &tags {
                     let mut args = vec!["manifest".to_string(), "push".into(), "--all".into()];

@@ -118,6 +118,22 @@ pub fn anchor_tag(publ: &Publication) -> String {
         .unwrap_or_else(|| "latest".into())
 }
 
+/// The tags written (and verified) before any floating tag moves: the immutable ones, or the
+/// anchor alone when there are none (possible only for `--load`, which writes nothing).
+pub fn first_tags(publ: &Publication) -> Vec<String> {
+    let tags: Vec<String> = publ
+        .tags
+        .iter()
+        .filter(|t| !t.floating)
+        .map(|t| t.name.clone())
+        .collect();
+    if tags.is_empty() {
+        vec![anchor_tag(publ)]
+    } else {
+        tags
+    }
+}
+
 /// A floating tag written through the registry API (docker and podman backends).
 pub fn registry_copy(publ: &Publication, anchor: &str, tag: &str) -> Action {
     Action::Copy(Copy {

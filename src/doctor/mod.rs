@@ -266,7 +266,7 @@ pub fn podman_auth_paths() -> Vec<PathBuf> {
 /// over the network, and only when `online` is true.
 pub fn gather(project: &Project, backend: BackendKind, online: bool) -> Facts {
     let host = host::probe(project);
-    let engine = host::probe_engine(&project.builder.name, backend == BackendKind::Podman);
+    let engine = host::probe_engine(&project.builder.name, backend == BackendKind::Podman, true);
     let mut env_set = BTreeSet::new();
     for r in project.registries.values() {
         for n in [&r.username_env, &r.password_env].into_iter().flatten() {

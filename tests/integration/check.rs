@@ -88,17 +88,10 @@ fn schema_path() -> PathBuf {
 
 #[test]
 fn checked_in_schema_is_current() {
-    let out = Test::new().args(["schema"]).code(0);
-    let path = schema_path();
-    if std::env::var("SNAPSHOTS").as_deref() == Ok("overwrite") {
-        std::fs::write(&path, &out.stdout).unwrap();
-        return;
-    }
-    let committed = std::fs::read_to_string(&path).unwrap_or_default();
-    assert!(
-        committed == out.stdout,
-        "{} is not what `multiarch schema` prints; regenerate it with\n  SNAPSHOTS=overwrite cargo test --test integration check::checked_in_schema_is_current",
-        path.display()
+    crate::common::assert_checked_in(
+        &["schema"],
+        "schema/multiarch.schema.json",
+        "check::checked_in_schema_is_current",
     );
 }
 

@@ -120,3 +120,20 @@ pub fn require(what: &str, present: bool) -> bool {
     eprintln!("skipped: {what} is not available (run scripts/setup-test-env.sh, or set MULTIARCH_E2E=1 to make this a failure)");
     false
 }
+
+/// Asserts that a checked-in file is exactly what `multiarch ARGS` prints; with
+/// `SNAPSHOTS=overwrite` the file is rewritten instead.
+pub fn assert_checked_in(args: &[&str], file: &str, test: &str) {
+    let out = Test::new().args(args).code(0);
+    let path = repo().join(file);
+    if std::env::var("SNAPSHOTS").as_deref() == Ok("overwrite") {
+        std::fs::write(&path, &out.stdout).unwrap();
+        return;
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == out.stdout,
+        "{file} is not what `multiarch {}` prints; regenerate it with\n  SNAPSHOTS=overwrite cargo test --test integration {test}",
+        args.join(" ")
+    );
+}

@@ -420,17 +420,10 @@ fn saved_plan_of_another_version_is_refused() {
 
 #[test]
 fn checked_in_plan_schema_is_current() {
-    let out = Test::new().args(["schema", "--plan"]).code(0);
-    let path = repo().join("schema/plan.schema.json");
-    if std::env::var("SNAPSHOTS").as_deref() == Ok("overwrite") {
-        std::fs::write(&path, &out.stdout).unwrap();
-        return;
-    }
-    let committed = std::fs::read_to_string(&path).unwrap_or_default();
-    assert!(
-        committed == out.stdout,
-        "{} is not what `multiarch schema --plan` prints; regenerate it with\n  SNAPSHOTS=overwrite cargo test --test integration plan::checked_in_plan_schema_is_current",
-        path.display()
+    crate::common::assert_checked_in(
+        &["schema", "--plan"],
+        "schema/plan.schema.json",
+        "plan::checked_in_plan_schema_is_current",
     );
 }
 
